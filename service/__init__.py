@@ -1,0 +1,1 @@
+"""Recovery PROM service: FHIR R4 Questionnaires, validated and scored responses, Observations."""

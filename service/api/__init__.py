@@ -1,0 +1,1 @@
+"""HTTP surface: Flask blueprints for FHIR REST, operations and health."""

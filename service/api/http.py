@@ -1,0 +1,116 @@
+"""FHIR over HTTP: content negotiation, Prefer/If-Match headers, responses, and the interaction seam."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from flask import Response, current_app, request
+
+from service.audit import AuditRecord
+from service.auth.access import Interaction
+from service.fhir import jsonio
+from service.fhir.dates import http_date
+from service.fhir.errors import BadRequest, FhirError, NotAcceptable, UnsupportedMediaType
+from service.store.repository import StoredVersion
+
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = (FHIR_JSON, "application/json", "application/json+fhir")
+FORMAT_ALIASES = ("json", *JSON_TYPES)
+
+F = TypeVar("F", bound=Callable[..., Response])
+
+
+def check_acceptable() -> None:
+    """406 unless the client accepts FHIR JSON (``_format`` overrides ``Accept``)."""
+    requested = request.args.get("_format")
+    if requested is not None:
+        if requested.split(";")[0].strip() not in FORMAT_ALIASES:
+            raise NotAcceptable(f"_format={requested} is not supported; this server speaks FHIR JSON only")
+        return
+    if not request.headers.get("Accept"):
+        return
+    if request.accept_mimetypes.best_match(JSON_TYPES) is None:
+        raise NotAcceptable(
+            f"Cannot produce {request.headers['Accept']!r}; this server speaks {FHIR_JSON} (or application/json)"
+        )
+
+
+def request_body() -> dict[str, Any]:
+    if request.mimetype not in JSON_TYPES:
+        shown = request.headers.get("Content-Type") or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type {shown!r} is not supported; send {FHIR_JSON} (or application/json)"
+        )
+    return jsonio.loads_object(request.get_data(cache=False))
+
+
+def prefer(name: str) -> str | None:
+    """A token from the Prefer header, e.g. prefer('return') -> 'minimal'."""
+    for part in request.headers.get("Prefer", "").split(","):
+        for token in part.split(";"):
+            key, _, value = token.strip().partition("=")
+            if key.strip().lower() == name:
+                return value.strip().strip('"')
+    return None
+
+
+def strict_handling() -> bool:
+    return prefer("handling") == "strict"
+
+
+def if_match_version() -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise BadRequest(f'If-Match must be an ETag such as W/"3", got {header!r}', code="value")
+    return int(text)
+
+
+def etag(version_id: int) -> str:
+    return f'W/"{version_id}"'
+
+
+def fhir_response(body: bytes | Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    data = body if isinstance(body, bytes) else jsonio.dumps(body)
+    response = Response(data, status=status, content_type=f"{FHIR_JSON}; charset=utf-8")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def version_headers(stored: StoredVersion, base_url: str) -> dict[str, str]:
+    return {
+        "ETag": etag(stored.version_id),
+        "Last-Modified": http_date(stored.last_updated),
+        "Content-Location": f"{base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}",
+    }
+
+
+def fhir_interaction(name: str) -> Callable[[F], F]:
+    """Run a view through the access check and the audit seam; one place for both, every route."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            interaction = Interaction(name, kwargs.get("resource_type"), kwargs.get("resource_id"))
+            auditor = current_app.extensions["proms.audit"]
+            status = 500
+            try:
+                check_acceptable()
+                current_app.extensions["proms.access"].authorize(interaction)
+                response = view(*args, **kwargs)
+                status = response.status_code
+                return response
+            except FhirError as exc:
+                status = exc.status
+                raise
+            finally:
+                auditor.record(AuditRecord(interaction, status, request.remote_addr))
+
+        return cast(F, wrapper)
+
+    return decorate

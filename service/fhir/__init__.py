@@ -1,0 +1,1 @@
+"""FHIR wire format: parsing, serialisation, OperationOutcome, Bundles, search parameters."""

@@ -1,0 +1,75 @@
+"""Structural validation of incoming resources with the fhir.resources R4B models (R4 4.0.1 wire format)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+from service.fhir.errors import BadRequest
+from service.fhir.issues import Issue
+
+MODELS: Mapping[str, type[FHIRResourceModel]] = {
+    "Questionnaire": Questionnaire,
+    "QuestionnaireResponse": QuestionnaireResponse,
+    "Observation": Observation,
+}
+
+
+def loc_to_expression(resource_type: str, loc: tuple[int | str, ...]) -> str:
+    """('item', 0, 'answer', 1) -> 'QuestionnaireResponse.item[0].answer[1]'."""
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in ("__root__",):
+            path += f".{part}"
+    return path
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def issues_from_validation_error(resource_type: str, exc: pydantic.ValidationError) -> list[Issue]:
+    issues = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        expression = loc_to_expression(resource_type, loc)
+        kind = str(error.get("type", ""))
+        if kind == "extra_forbidden":
+            text = f"Unknown element '{loc[-1]}' at {expression}"
+            code = "structure"
+        elif kind.endswith("missing"):
+            text = f"{expression} is required: {_message(error)}"
+            code = "required"
+        else:
+            text = f"Invalid value at {expression}: {_message(error)}"
+            code = "value" if kind not in ("value_error",) else "invalid"
+        issues.append(Issue("error", code, text, expression))
+    return issues
+
+
+def validate_structure(resource: Mapping[str, Any], resource_type: str) -> None:
+    """Raise BadRequest listing every structural problem (element names, types, cardinality, formats)."""
+    actual = resource.get("resourceType")
+    if actual != resource_type:
+        raise BadRequest(
+            Issue(
+                "error",
+                "invalid",
+                f"Expected a {resource_type} resource but the body's resourceType is {actual!r}",
+                f"{resource_type}.resourceType" if actual is None else str(actual),
+            )
+        )
+    model = MODELS[resource_type]
+    try:
+        model.model_validate(resource)
+    except pydantic.ValidationError as exc:
+        raise BadRequest(issues_from_validation_error(resource_type, exc)) from None

@@ -1,0 +1,222 @@
+"""The FHIR REST interactions as use cases: each owns its transaction; per-type business rules plug in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.fhir.errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from service.fhir.issues import Issue
+from service.fhir.search import SearchRequest, parse_search
+from service.store import search as store_search
+from service.store.db import Database
+from service.store.kinds import ResourceKind
+from service.store.models import ResourceRow
+from service.store.repository import ResourceRepository, StoredVersion, VersionConflict
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A resource ready to store, the warnings found on the way, and columns the rules resolved."""
+
+    resource: dict[str, Any]
+    issues: list[Issue] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+class ResourceRules(Protocol):
+    """Business rules of one resource type, run inside the write's transaction."""
+
+    def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared: ...
+
+    def prepare_update(
+        self, session: Session, row: ResourceRow, current: dict[str, Any] | None, resource: dict[str, Any]
+    ) -> Prepared: ...
+
+    def check_delete(self, session: Session, row: ResourceRow) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    stored: StoredVersion
+    created: bool
+    issues: list[Issue]
+    existing: bool = False  # conditional create matched a stored resource: nothing was written
+
+
+class ResourceInteractions:
+    """create, read, vread, update, delete, history and search for one resource type."""
+
+    def __init__(self, db: Database, kind: ResourceKind, rules: ResourceRules, settings: Settings) -> None:
+        self.db = db
+        self.kind = kind
+        self.rules = rules
+        self.settings = settings
+
+    # reads --------------------------------------------------------------------------------------------
+
+    def read(self, resource_id: str) -> StoredVersion:
+        with self.db.read_session() as session:
+            stored = ResourceRepository(session, self.kind).current(resource_id)
+        if stored is None:
+            raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
+        if stored.deleted:
+            raise Gone(f"{self.kind.resource_type}/{resource_id} was deleted (version {stored.version_id})")
+        return stored
+
+    def vread(self, resource_id: str, version_id: str) -> StoredVersion:
+        if not version_id.isdigit():
+            raise NotFound(f"{self.kind.resource_type}/{resource_id} has no version {version_id!r}")
+        with self.db.read_session() as session:
+            stored = ResourceRepository(session, self.kind).version(resource_id, int(version_id))
+        if stored is None:
+            raise NotFound(f"{self.kind.resource_type}/{resource_id} has no version {version_id}")
+        if stored.deleted:
+            raise Gone(f"Version {version_id} of {self.kind.resource_type}/{resource_id} is a deletion")
+        return stored
+
+    def history(
+        self, resource_id: str | None, *, since: Any, count: int, before_pk: int | None
+    ) -> tuple[list[StoredVersion], int, int | None]:
+        with self.db.read_session() as session:
+            repository = ResourceRepository(session, self.kind)
+            if resource_id is not None and repository.current(resource_id) is None:
+                raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
+            return repository.history(resource_id, since=since, count=count, before_pk=before_pk)
+
+    def parse_search(self, pairs: list[tuple[str, str]], *, strict: bool) -> SearchRequest:
+        return parse_search(
+            pairs,
+            self.kind.capabilities,
+            base_url=self.settings.base_url,
+            default_count=self.settings.default_page_size,
+            max_count=self.settings.max_page_size,
+            strict=strict,
+        )
+
+    def search(self, request: SearchRequest) -> store_search.SearchPage:
+        with self.db.read_session() as session:
+            if request.summary_count:
+                total = store_search.count(session, self.kind, request)
+                return store_search.SearchPage([], total, None, None)
+            return store_search.search(session, self.kind, request)
+
+    # writes -------------------------------------------------------------------------------------------
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
+        try:
+            with self.db.transaction() as session:
+                if if_none_exist is not None:
+                    match = self._conditional_match(session, if_none_exist)
+                    if match is not None:
+                        return WriteResult(match, created=False, issues=[], existing=True)
+                repository = ResourceRepository(session, self.kind)
+                prepared = self.rules.prepare_create(session, resource)
+                row, stored = repository.create(prepared.resource)
+                _apply_columns(row, prepared.columns)
+                session.flush()
+                return WriteResult(stored, created=True, issues=prepared.issues)
+        except IntegrityError as exc:
+            raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
+
+    def update(self, resource_id: str, resource: dict[str, Any], *, if_match: int | None) -> WriteResult:
+        if resource.get("id") != resource_id:
+            raise BadRequest(
+                Issue(
+                    "error",
+                    "invalid",
+                    f"The resource id ({resource.get('id')!r}) must equal the id in the URL ({resource_id!r})",
+                    f"{self.kind.resource_type}.id",
+                )
+            )
+        try:
+            with self.db.transaction() as session:
+                repository = ResourceRepository(session, self.kind)
+                row = repository.get_row(resource_id)
+                if row is None:
+                    if if_match is not None:
+                        raise PreconditionFailed(
+                            f"If-Match given but {self.kind.resource_type}/{resource_id} does not exist"
+                        )
+                    # update-as-create: the client chose the id.
+                    prepared = self.rules.prepare_create(session, resource)
+                    new_row, stored = repository.create(prepared.resource, resource_id=resource_id)
+                    _apply_columns(new_row, prepared.columns)
+                    session.flush()
+                    return WriteResult(stored, created=True, issues=prepared.issues)
+                if if_match is not None and if_match != row.version_id:
+                    raise PreconditionFailed(
+                        f"Version conflict: If-Match names version {if_match} but the current version of "
+                        f"{self.kind.resource_type}/{resource_id} is {row.version_id}"
+                    )
+                current = None if row.deleted or row.resource_json is None else _loads(row.resource_json)
+                prepared = self.rules.prepare_update(session, row, current, resource)
+                stored = repository.update(row, prepared.resource)
+                _apply_columns(row, prepared.columns)
+                session.flush()
+                return WriteResult(stored, created=row.version_id == 1, issues=prepared.issues)
+        except VersionConflict as exc:
+            raise PreconditionFailed(str(exc)) from None
+        except IntegrityError as exc:
+            raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
+
+    def delete(self, resource_id: str) -> StoredVersion | None:
+        """Delete; returns the deletion version, or None when it was already deleted."""
+        try:
+            with self.db.transaction() as session:
+                repository = ResourceRepository(session, self.kind)
+                row = repository.get_row(resource_id)
+                if row is None:
+                    raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
+                if row.deleted:
+                    return None
+                self.rules.check_delete(session, row)
+                return repository.delete(row)
+        except VersionConflict as exc:
+            raise Conflict(str(exc)) from None
+
+    def _conditional_match(self, session: Session, query: str) -> StoredVersion | None:
+        pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        if not pairs:
+            raise BadRequest("If-None-Exist must be a search query, e.g. identifier=http://example.org|123")
+        request = self.parse_search(pairs, strict=True)
+        request.count = 2
+        page = store_search.search(session, self.kind, request)
+        if page.total > 1:
+            raise PreconditionFailed(
+                f"If-None-Exist matched {page.total} {self.kind.resource_type} resources; it must match at most one"
+            )
+        if page.total == 1:
+            return ResourceRepository(session, self.kind).current(page.matches[0][0])
+        return None
+
+
+def _loads(text: str) -> dict[str, Any]:
+    from service.fhir.jsonio import loads_object
+
+    return loads_object(text.encode())
+
+
+def _apply_columns(row: ResourceRow, columns: Mapping[str, Any]) -> None:
+    for name, value in columns.items():
+        setattr(row, name, value)
+
+
+def _integrity_message(kind: ResourceKind, exc: IntegrityError) -> str:
+    text = str(exc.orig).lower()
+    if "canonical" in text or ("url" in text and "version" in text):
+        return "A Questionnaire with this url and version already exists; publish a new version instead"
+    return f"The {kind.resource_type} conflicts with a stored one (a value that must be unique is taken)"

@@ -1,0 +1,37 @@
+"""Alembic, driven from code: upgrade, the revision a database is at, and drift checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+
+def alembic_config(database_url: str, migrations_dir: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    # ConfigParser interpolation would choke on '%' in passwords.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, migrations_dir: Path) -> None:
+    command.upgrade(alembic_config(database_url, migrations_dir), "head")
+
+
+def check(database_url: str, migrations_dir: Path) -> None:
+    """Raise if the models and the migrations disagree (alembic check)."""
+    command.check(alembic_config(database_url, migrations_dir))
+
+
+def head_revision(migrations_dir: Path) -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://", migrations_dir)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

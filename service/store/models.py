@@ -1,0 +1,145 @@
+"""Typed tables: one per resource type with indexed search columns and the full JSON, plus every version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid primary key.
+AutoPk = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=False)}
+
+
+class ResourceRow(Base):
+    """Columns every stored resource has: a surrogate key for keyset paging, the FHIR id and version."""
+
+    __abstract__ = True
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    version_id: Mapped[int]
+    last_updated: Mapped[datetime]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The resource exactly as served (meta.versionId and meta.lastUpdated included): reads send it as is.
+    resource_json: Mapped[str | None] = mapped_column(Text)
+
+
+class ResourceVersion(Base):
+    """Every version of every resource, deletions included (history and vread)."""
+
+    __tablename__ = "resource_version"
+    __table_args__ = (
+        UniqueConstraint("resource_type", "resource_id", "version_id", name="uq_resource_version_key"),
+        Index("ix_resource_version_type_updated", "resource_type", "last_updated", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int]
+    last_updated: Mapped[datetime]
+    method: Mapped[str] = mapped_column(String(8))  # POST | PUT | DELETE
+    resource_json: Mapped[str | None] = mapped_column(Text)
+
+
+class QuestionnaireRow(ResourceRow):
+    __tablename__ = "questionnaire"
+    __table_args__ = (
+        # url|version is unique among live Questionnaires; a deleted one frees its canonical.
+        Index(
+            "uq_questionnaire_canonical_live",
+            "url",
+            "version_key",
+            unique=True,
+            postgresql_where=text("NOT deleted"),
+            sqlite_where=text("NOT deleted"),
+        ),
+        Index("ix_questionnaire_updated", "last_updated", "pk"),
+    )
+
+    url: Mapped[str | None] = mapped_column(String(512), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    # version, or '' when the Questionnaire has none, so that uniqueness also holds for unversioned ones.
+    version_key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(256))
+    title: Mapped[str | None] = mapped_column(String(512))
+    name_folded: Mapped[str | None] = mapped_column(String(256), index=True)
+    title_folded: Mapped[str | None] = mapped_column(String(512), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+
+    codes: Mapped[list[QuestionnaireCode]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class QuestionnaireCode(Base):
+    __tablename__ = "questionnaire_code"
+    __table_args__ = (Index("ix_questionnaire_code_system_code", "code", "system"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    questionnaire_pk: Mapped[int] = mapped_column(
+        ForeignKey("questionnaire.pk", ondelete="CASCADE"), index=True
+    )
+    system: Mapped[str] = mapped_column(String(512), default="")
+    code: Mapped[str] = mapped_column(String(128))
+
+
+class QuestionnaireResponseRow(ResourceRow):
+    __tablename__ = "questionnaire_response"
+    __table_args__ = (
+        # The clinician's view and the common EHR query: one person's responses to one instrument, newest first.
+        Index(
+            "ix_questionnaire_response_subject_questionnaire",
+            "subject_id",
+            "subject_type",
+            "questionnaire_url",
+            "authored_key",
+            "pk",
+        ),
+        Index("ix_questionnaire_response_subject_authored", "subject_id", "subject_type", "authored_key", "pk"),
+        Index("ix_questionnaire_response_identifier", "identifier_value", "identifier_system"),
+        Index("ix_questionnaire_response_authored", "authored_key", "pk"),
+        Index("ix_questionnaire_response_updated", "last_updated", "pk"),
+    )
+
+    questionnaire_url: Mapped[str] = mapped_column(String(512))
+    questionnaire_version: Mapped[str | None] = mapped_column(String(64))
+    questionnaire_pk: Mapped[int | None] = mapped_column(ForeignKey("questionnaire.pk"), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    author_type: Mapped[str | None] = mapped_column(String(64))
+    author_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    authored_low: Mapped[datetime | None]
+    authored_high: Mapped[datetime | None]
+    # authored_low, or the earliest possible instant when the response has no authored date:
+    # a NOT NULL sort key keeps keyset paging simple and indexable.
+    authored_key: Mapped[datetime]
+    identifier_system: Mapped[str | None] = mapped_column(String(512))
+    identifier_value: Mapped[str | None] = mapped_column(String(256))

@@ -1,0 +1,204 @@
+"""Versioned storage of resources: create, update, delete, read, vread and history, every version kept."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.fhir import jsonio
+from service.fhir.dates import instant_text
+from service.store.kinds import ResourceKind
+from service.store.models import ResourceRow, ResourceVersion
+
+
+class VersionConflict(Exception):
+    """The row changed since it was read (another writer won)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of a resource as stored: what reads, ETags and history entries are made from."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    json: bytes | None  # None for a deletion
+    method: str = "PUT"
+
+    def resource(self) -> dict[str, Any]:
+        assert self.json is not None
+        return jsonio.loads_object(self.json)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _stamp(resource: Mapping[str, Any], resource_id: str, version_id: int, now: datetime) -> dict[str, Any]:
+    stamped = dict(resource)
+    stamped["id"] = resource_id
+    meta = dict(stamped.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = instant_text(now)
+    stamped["meta"] = meta
+    # resourceType first, as FHIR JSON conventionally reads.
+    return {"resourceType": stamped.pop("resourceType"), **stamped}
+
+
+class ResourceRepository:
+    """All storage of one resource type within one session (the caller owns the transaction)."""
+
+    def __init__(self, session: Session, kind: ResourceKind) -> None:
+        self.session = session
+        self.kind = kind
+        self.model = kind.model
+
+    # reads --------------------------------------------------------------------------------------------
+
+    def get_row(self, resource_id: str) -> ResourceRow | None:
+        return self.session.scalars(select(self.model).where(self.model.id == resource_id)).one_or_none()
+
+    def current(self, resource_id: str) -> StoredVersion | None:
+        row = self.session.execute(
+            select(
+                self.model.id, self.model.version_id, self.model.last_updated, self.model.deleted,
+                self.model.resource_json,
+            ).where(self.model.id == resource_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return StoredVersion(
+            self.kind.resource_type, row.id, row.version_id, row.last_updated, row.deleted,
+            None if row.deleted or row.resource_json is None else row.resource_json.encode(),
+        )
+
+    def version(self, resource_id: str, version_id: int) -> StoredVersion | None:
+        row = self.session.scalars(
+            select(ResourceVersion).where(
+                ResourceVersion.resource_type == self.kind.resource_type,
+                ResourceVersion.resource_id == resource_id,
+                ResourceVersion.version_id == version_id,
+            )
+        ).one_or_none()
+        return _from_history(row) if row else None
+
+    def history(
+        self,
+        resource_id: str | None,
+        *,
+        since: datetime | None,
+        count: int,
+        before_pk: int | None = None,
+    ) -> tuple[list[StoredVersion], int, int | None]:
+        """Newest first; returns (page, total, pk to continue from or None)."""
+        conditions: list[ColumnElement[bool]] = [ResourceVersion.resource_type == self.kind.resource_type]
+        if resource_id is not None:
+            conditions.append(ResourceVersion.resource_id == resource_id)
+        if since is not None:
+            conditions.append(ResourceVersion.last_updated >= since)
+        total = self.session.scalar(select(func.count()).select_from(ResourceVersion).where(*conditions)) or 0
+        if before_pk is not None:
+            conditions.append(ResourceVersion.pk < before_pk)
+        rows = list(
+            self.session.scalars(
+                select(ResourceVersion).where(*conditions).order_by(ResourceVersion.pk.desc()).limit(count + 1)
+            )
+        )
+        more = len(rows) > count
+        rows = rows[:count]
+        return [_from_history(row) for row in rows], total, rows[-1].pk if more and rows else None
+
+    # writes -------------------------------------------------------------------------------------------
+
+    def create(self, resource: Mapping[str, Any], *, resource_id: str | None = None) -> tuple[ResourceRow, StoredVersion]:
+        now = utcnow()
+        resource_id = resource_id or new_id()
+        stamped = _stamp(resource, resource_id, 1, now)
+        row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
+        self.kind.index(row, stamped)
+        body = jsonio.dumps(stamped)
+        row.resource_json = body.decode()
+        self.session.add(row)
+        self._record(resource_id, 1, now, "POST", body)
+        self.session.flush()
+        return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
+
+    def update(self, row: ResourceRow, resource: Mapping[str, Any]) -> StoredVersion:
+        now = max(utcnow(), row.last_updated)
+        version_id = row.version_id + 1
+        stamped = _stamp(resource, row.id, version_id, now)
+        body = jsonio.dumps(stamped)
+        self._bump(row, version_id, now, deleted=False)
+        row.resource_json = body.decode()
+        self.kind.index(row, stamped)
+        self._record(row.id, version_id, now, "PUT", body)
+        self.session.flush()
+        return StoredVersion(self.kind.resource_type, row.id, version_id, now, False, body, "PUT")
+
+    def delete(self, row: ResourceRow) -> StoredVersion:
+        now = max(utcnow(), row.last_updated)
+        version_id = row.version_id + 1
+        self._bump(row, version_id, now, deleted=True)
+        self._record(row.id, version_id, now, "DELETE", None)
+        self.session.flush()
+        return StoredVersion(self.kind.resource_type, row.id, version_id, now, True, None, "DELETE")
+
+    def _bump(self, row: ResourceRow, version_id: int, now: datetime, *, deleted: bool) -> None:
+        # Compare-and-set on the version: a concurrent writer that got there first makes this a conflict.
+        result = self.session.execute(
+            update(self.model)
+            .where(self.model.pk == row.pk, self.model.version_id == row.version_id)
+            .values(version_id=version_id, last_updated=now, deleted=deleted)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise VersionConflict(f"{self.kind.resource_type}/{row.id} was changed by another request")
+        row.version_id, row.last_updated, row.deleted = version_id, now, deleted
+
+    def _record(self, resource_id: str, version_id: int, now: datetime, method: str, body: bytes | None) -> None:
+        self.session.add(
+            ResourceVersion(
+                resource_type=self.kind.resource_type,
+                resource_id=resource_id,
+                version_id=version_id,
+                last_updated=now,
+                method=method,
+                resource_json=body.decode() if body is not None else None,
+            )
+        )
+
+
+def _from_history(row: ResourceVersion) -> StoredVersion:
+    return StoredVersion(
+        row.resource_type,
+        row.resource_id,
+        row.version_id,
+        row.last_updated,
+        row.method == "DELETE",
+        row.resource_json.encode() if row.resource_json is not None else None,
+        row.method,
+    )
+
+
+def keyset_after(
+    columns: Sequence[tuple[Any, bool]], values: Sequence[Any], *, forward: bool
+) -> ColumnElement[bool]:
+    """Rows strictly after (forward) or before the given sort-key values, for mixed sort directions."""
+    alternatives = []
+    for position, (column, descending) in enumerate(columns):
+        later = (column < values[position]) if descending == forward else (column > values[position])
+        equal_prefix = [columns[i][0] == values[i] for i in range(position)]
+        alternatives.append(and_(*equal_prefix, later))
+    return or_(*alternatives)

@@ -25,7 +25,16 @@ from service.submissions import QuestionnaireResponseRules
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 log = logging.getLogger("proms.http")
 
-READ_WRITE = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
+READ_WRITE = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
 
 
 def software_version() -> str:
@@ -49,12 +58,16 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
         software_version=software_version(),
         resources=[
             ResourceCapability(
-                "Questionnaire", "http://hl7.org/fhir/StructureDefinition/Questionnaire", READ_WRITE,
+                "Questionnaire",
+                "http://hl7.org/fhir/StructureDefinition/Questionnaire",
+                READ_WRITE,
                 QUESTIONNAIRE.capabilities,
             ),
             ResourceCapability(
-                "QuestionnaireResponse", "http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse",
-                READ_WRITE, QUESTIONNAIRE_RESPONSE.capabilities,
+                "QuestionnaireResponse",
+                "http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse",
+                READ_WRITE,
+                QUESTIONNAIRE_RESPONSE.capabilities,
             ),
         ],
         system_interactions=[],
@@ -111,5 +124,8 @@ def create_app(
     ops.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(app.extensions["proms.resources"]["Questionnaire"], settings.questionnaires_dir)
-        log.info("questionnaire library loaded", extra={"created": len(report.created), "failed": len(report.failed)})
+        log.info(
+            "questionnaire library loaded",
+            extra={"created": len(report.created), "failed": len(report.failed)},
+        )
     return app

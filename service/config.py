@@ -46,6 +46,7 @@ class Settings:
     max_page_size: int = 500
     questionnaires_dir: Path = field(default=PROJECT_ROOT / "questionnaires")
     migrations_dir: Path = field(default=PROJECT_ROOT / "migrations")
+    openapi_path: Path = field(default=PROJECT_ROOT / "openapi.yaml")
     load_questionnaires_on_start: bool = False
 
     @classmethod
@@ -71,6 +72,7 @@ class Settings:
             max_page_size=_int(env, "PROMS_MAX_PAGE_SIZE", defaults.max_page_size, minimum=1),
             questionnaires_dir=_path(env, "PROMS_QUESTIONNAIRES_DIR", defaults.questionnaires_dir),
             migrations_dir=_path(env, "PROMS_MIGRATIONS_DIR", defaults.migrations_dir),
+            openapi_path=_path(env, "PROMS_OPENAPI_PATH", defaults.openapi_path),
             load_questionnaires_on_start=env.get("PROMS_LOAD_QUESTIONNAIRES", "") in ("1", "true", "yes"),
         )
 

@@ -32,15 +32,25 @@ def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
             issues.append(Issue("error", "required", f"Questionnaire.{name} is missing", f"Questionnaire.{name}"))
     if not resource.get("copyright"):
         issues.append(
-            Issue("error", "required", "Questionnaire.copyright is missing: state the instrument's licence",
-                  "Questionnaire.copyright")
+            Issue(
+                "error",
+                "required",
+                "Questionnaire.copyright is missing: state the instrument's licence",
+                "Questionnaire.copyright",
+            )
         )
     seen: dict[str, str] = {}
     for path, item in _walk(resource.get("item", []), "Questionnaire"):
         link_id = str(item.get("linkId"))
         if link_id in seen:
             issues.append(
-                Issue("error", "invariant", f"Duplicate linkId {link_id!r} (also at {seen[link_id]})", path, link_id)
+                Issue(
+                    "error",
+                    "invariant",
+                    f"Duplicate linkId {link_id!r} (also at {seen[link_id]})",
+                    path,
+                    link_id,
+                )
             )
         seen.setdefault(link_id, path)
     return issues

@@ -45,7 +45,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "proms_http_requests", "HTTP requests handled", ["method", "route", "status"], registry=self.registry
+            "proms_http_requests",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "proms_http_request_duration_seconds",

@@ -27,9 +27,7 @@ def upgrade() -> None:
         sa.Column("name_folded", sa.String(length=256), nullable=True),
         sa.Column("title_folded", sa.String(length=512), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("last_updated", sa.DateTime(), nullable=False),
@@ -54,9 +52,7 @@ def upgrade() -> None:
 
     op.create_table(
         "resource_version",
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("resource_type", sa.String(length=64), nullable=False),
         sa.Column("resource_id", sa.String(length=64), nullable=False),
         sa.Column("version_id", sa.Integer(), nullable=False),
@@ -67,15 +63,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("resource_type", "resource_id", "version_id", name="uq_resource_version_key"),
     )
     with op.batch_alter_table("resource_version", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_resource_version_type_updated", ["resource_type", "last_updated", "pk"], unique=False
-        )
+        batch_op.create_index("ix_resource_version_type_updated", ["resource_type", "last_updated", "pk"], unique=False)
 
     op.create_table(
         "questionnaire_code",
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("questionnaire_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("system", sa.String(length=512), nullable=False),
         sa.Column("code", sa.String(length=128), nullable=False),
@@ -88,9 +80,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_questionnaire_code")),
     )
     with op.batch_alter_table("questionnaire_code", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_questionnaire_code_questionnaire_pk"), ["questionnaire_pk"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_questionnaire_code_questionnaire_pk"), ["questionnaire_pk"], unique=False)
         batch_op.create_index("ix_questionnaire_code_system_code", ["code", "system"], unique=False)
 
     op.create_table(
@@ -108,9 +98,7 @@ def upgrade() -> None:
         sa.Column("authored_key", sa.DateTime(), nullable=False),
         sa.Column("identifier_system", sa.String(length=512), nullable=True),
         sa.Column("identifier_value", sa.String(length=256), nullable=True),
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("last_updated", sa.DateTime(), nullable=False),

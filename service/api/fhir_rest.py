@@ -113,7 +113,9 @@ def delete(resource_type: str, resource_id: str) -> Response:
         return fhir_response(operation_outcome([Issue("information", "informational", text)]))
     text = f"Deleted {resource_type}/{resource_id} (version {stored.version_id}); its history is kept"
     return fhir_response(
-        operation_outcome([Issue("information", "informational", text)]), 200, {"ETag": etag(stored.version_id)}
+        operation_outcome([Issue("information", "informational", text)]),
+        200,
+        {"ETag": etag(stored.version_id)},
     )
 
 
@@ -221,7 +223,9 @@ def _elements_subset(body: bytes, elements: list[str]) -> bytes:
     return jsonio.dumps(subset)
 
 
-def _included(interactions: ResourceInteractions, search: SearchRequest, matches: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
+def _included(
+    interactions: ResourceInteractions, search: SearchRequest, matches: list[tuple[str, bytes]]
+) -> list[tuple[str, str, bytes]]:
     if "QuestionnaireResponse:questionnaire" not in search.include or not matches:
         return []
     canonicals = {str(jsonio.loads_object(body).get("questionnaire", "")) for _, body in matches}
@@ -258,7 +262,10 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     ]
     if search.ignored:
         outcome = operation_outcome(
-            [Issue("warning", "not-supported", f"Search parameter '{name}' is not supported and was ignored") for name in search.ignored]
+            [
+                Issue("warning", "not-supported", f"Search parameter '{name}' is not supported and was ignored")
+                for name in search.ignored
+            ]
         )
         entries.append(Entry(f"urn:uuid:{uuid.uuid4()}", jsonio.dumps(outcome), search_mode="outcome"))
     kept = [(k, v) for k, v in pairs if k != "_page" and k not in search.ignored]

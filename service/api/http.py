@@ -40,9 +40,7 @@ def check_acceptable() -> None:
 def request_body() -> dict[str, Any]:
     if request.mimetype not in JSON_TYPES:
         shown = request.headers.get("Content-Type") or "none"
-        raise UnsupportedMediaType(
-            f"Content-Type {shown!r} is not supported; send {FHIR_JSON} (or application/json)"
-        )
+        raise UnsupportedMediaType(f"Content-Type {shown!r} is not supported; send {FHIR_JSON} (or application/json)")
     return jsonio.loads_object(request.get_data(cache=False))
 
 
@@ -74,7 +72,9 @@ def etag(version_id: int) -> str:
     return f'W/"{version_id}"'
 
 
-def fhir_response(body: bytes | Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def fhir_response(
+    body: bytes | Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     data = body if isinstance(body, bytes) else jsonio.dumps(body)
     response = Response(data, status=status, content_type=f"{FHIR_JSON}; charset=utf-8")
     for key, value in (headers or {}).items():

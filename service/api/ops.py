@@ -33,8 +33,7 @@ def readyz() -> Response:
         return response
     head = head_revision(settings.migrations_dir)
     if current != head:
-        response = jsonify(status="unavailable", database="reachable", migrations="pending",
-                           current=current, head=head)
+        response = jsonify(status="unavailable", database="reachable", migrations="pending", current=current, head=head)
         response.status_code = 503
         return response
     return jsonify(status="ready", database="reachable", migrations="current", revision=current)
@@ -49,8 +48,7 @@ def metrics() -> Response:
 @blueprint.get("/openapi.yaml")
 def openapi() -> Response:
     settings: Settings = current_app.extensions["proms.settings"]
-    path = settings.migrations_dir.parent / "openapi.yaml"
-    return Response(path.read_bytes(), content_type="application/yaml; charset=utf-8")
+    return Response(settings.openapi_path.read_bytes(), content_type="application/yaml; charset=utf-8")
 
 
 def init_app(app: Flask) -> None:

@@ -31,7 +31,9 @@ def date_range(text: str) -> tuple[datetime, datetime]:
     """
     match = _DATE_TIME.match(text.strip())
     if not match:
-        raise InvalidDate(f"{text!r} is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)")
+        raise InvalidDate(
+            f"{text!r} is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)"
+        )
     parts = match.groupdict()
     try:
         year = int(parts["y"])
@@ -52,9 +54,7 @@ def date_range(text: str) -> tuple[datetime, datetime]:
         fraction = parts["f"] or ""
         micro = int((fraction + "000000")[:6]) if fraction else 0
         tz = UTC if parts["tz"] == "Z" else datetime.strptime(parts["tz"].replace(":", ""), "%z").tzinfo
-        low = datetime(
-            year, month, day, int(parts["H"]), int(parts["M"]), int(parts["S"] or 0), micro, tzinfo=tz
-        )
+        low = datetime(year, month, day, int(parts["H"]), int(parts["M"]), int(parts["S"] or 0), micro, tzinfo=tz)
     except ValueError as exc:
         raise InvalidDate(f"{text!r} is not a valid date: {exc}") from None
     low = to_utc_naive(low)

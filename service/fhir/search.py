@@ -210,11 +210,10 @@ def parse_search(
             param = capabilities.params[name]
             if modifier is not None and modifier not in _modifiers_for(param):
                 raise BadRequest(
-                    f"Modifier ':{modifier}' is not supported on search parameter '{name}'", code="not-supported"
+                    f"Modifier ':{modifier}' is not supported on search parameter '{name}'",
+                    code="not-supported",
                 )
-            values = tuple(
-                _parse_value(param, modifier, value, base_url) for value in _split_escaped(raw, ",")
-            )
+            values = tuple(_parse_value(param, modifier, value, base_url) for value in _split_escaped(raw, ","))
             request.criteria.append(Criterion(param, modifier, values))
         elif strict:
             raise BadRequest(

@@ -170,7 +170,9 @@ QUESTIONNAIRE_RESPONSE = ResourceKind(
             "patient": SearchParamDef("patient", "reference", "The patient the response is about", "Patient"),
             "subject": SearchParamDef("subject", "reference", "The subject of the response"),
             "questionnaire": SearchParamDef(
-                "questionnaire", "canonical", "The questionnaire answered (canonical url, optionally |version)"
+                "questionnaire",
+                "canonical",
+                "The questionnaire answered (canonical url, optionally |version)",
             ),
             "status": SearchParamDef(
                 "status", "token", "in-progress | completed | amended | entered-in-error | stopped"

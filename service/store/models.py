@@ -103,9 +103,7 @@ class QuestionnaireCode(Base):
     __table_args__ = (Index("ix_questionnaire_code_system_code", "code", "system"),)
 
     pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
-    questionnaire_pk: Mapped[int] = mapped_column(
-        ForeignKey("questionnaire.pk", ondelete="CASCADE"), index=True
-    )
+    questionnaire_pk: Mapped[int] = mapped_column(ForeignKey("questionnaire.pk", ondelete="CASCADE"), index=True)
     system: Mapped[str] = mapped_column(String(512), default="")
     code: Mapped[str] = mapped_column(String(128))
 

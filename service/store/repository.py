@@ -73,14 +73,21 @@ class ResourceRepository:
     def current(self, resource_id: str) -> StoredVersion | None:
         row = self.session.execute(
             select(
-                self.model.id, self.model.version_id, self.model.last_updated, self.model.deleted,
+                self.model.id,
+                self.model.version_id,
+                self.model.last_updated,
+                self.model.deleted,
                 self.model.resource_json,
             ).where(self.model.id == resource_id)
         ).one_or_none()
         if row is None:
             return None
         return StoredVersion(
-            self.kind.resource_type, row.id, row.version_id, row.last_updated, row.deleted,
+            self.kind.resource_type,
+            row.id,
+            row.version_id,
+            row.last_updated,
+            row.deleted,
             None if row.deleted or row.resource_json is None else row.resource_json.encode(),
         )
 
@@ -122,7 +129,9 @@ class ResourceRepository:
 
     # writes -------------------------------------------------------------------------------------------
 
-    def create(self, resource: Mapping[str, Any], *, resource_id: str | None = None) -> tuple[ResourceRow, StoredVersion]:
+    def create(
+        self, resource: Mapping[str, Any], *, resource_id: str | None = None
+    ) -> tuple[ResourceRow, StoredVersion]:
         now = utcnow()
         resource_id = resource_id or new_id()
         stamped = _stamp(resource, resource_id, 1, now)
@@ -192,9 +201,7 @@ def _from_history(row: ResourceVersion) -> StoredVersion:
     )
 
 
-def keyset_after(
-    columns: Sequence[tuple[Any, bool]], values: Sequence[Any], *, forward: bool
-) -> ColumnElement[bool]:
+def keyset_after(columns: Sequence[tuple[Any, bool]], values: Sequence[Any], *, forward: bool) -> ColumnElement[bool]:
     """Rows strictly after (forward) or before the given sort-key values, for mixed sort directions."""
     alternatives = []
     for position, (column, descending) in enumerate(columns):

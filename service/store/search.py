@@ -76,9 +76,7 @@ def search(session: Session, kind: ResourceKind, request: SearchRequest) -> Sear
     if request.page:
         values, forward = _decode_page(request.page, is_date)
         query = query.where(keyset_after(columns, values, forward=forward))
-    ordering = [
-        (col.desc() if descending == forward else col.asc()) for col, descending in columns
-    ]
+    ordering = [(col.desc() if descending == forward else col.asc()) for col, descending in columns]
     rows = list(session.execute(query.order_by(*ordering).limit(request.count + 1)))
     more = len(rows) > request.count
     rows = rows[: request.count]

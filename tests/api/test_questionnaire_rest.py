@@ -155,8 +155,13 @@ def _ids(bundle: dict) -> set[str]:  # type: ignore[type-arg]
 def test_search_questionnaires_by_each_parameter(fhir: Fhir) -> None:
     mood = fhir.create(questionnaire())
     other = fhir.create(
-        questionnaire(url="http://proms.test/Questionnaire/k10", name="Kessler10", title="Kessler Distress Scale",
-                      status="draft", code=[{"system": "http://loinc.org", "code": "93479-4"}])
+        questionnaire(
+            url="http://proms.test/Questionnaire/k10",
+            name="Kessler10",
+            title="Kessler Distress Scale",
+            status="draft",
+            code=[{"system": "http://loinc.org", "code": "93479-4"}],
+        )
     )
     us_core = fhir.create(load_fixture("us-core/Questionnaire-phq-9-example.json"))
     cases = {

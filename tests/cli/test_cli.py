@@ -1,0 +1,95 @@
+"""The `proms` command: database and questionnaire-library subcommands, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from tests.api.builders import questionnaire
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"PROMS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}", "PROMS_LOG_LEVEL": "WARNING"}
+
+
+def _library(root: Path, definitions: dict[str, dict]) -> Path:  # type: ignore[type-arg]
+    for name, resource in definitions.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "questionnaire.json").write_text(json.dumps(resource))
+    return root
+
+
+def test_db_upgrade_and_check(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    before = runner.invoke(main, ["db", "check"], env=env)
+    assert before.exit_code != 0
+    assert "proms db upgrade" in before.output
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    after = runner.invoke(main, ["db", "check"], env=env)
+    assert after.exit_code == 0, after.output
+    assert "current" in after.output
+
+
+def test_questionnaires_load_is_idempotent(env: dict[str, str], tmp_path: Path) -> None:
+    library = _library(
+        tmp_path / "library",
+        {
+            "mood": {**questionnaire(), "id": "mood", "copyright": "CC0"},
+            "mood2": {**questionnaire(version="2.0.0"), "id": "mood", "copyright": "CC0"},
+        },
+    )
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    first = runner.invoke(main, ["questionnaires", "load", str(library)], env=env)
+    assert first.exit_code == 0, first.output
+    assert "2 created, 0 updated, 0 unchanged, 0 failed" in first.output
+    second = runner.invoke(main, ["questionnaires", "load", str(library)], env=env)
+    assert "0 created, 0 updated, 2 unchanged, 0 failed" in second.output
+
+
+def test_questionnaires_load_reports_a_bad_file(env: dict[str, str], tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    (library / "broken").mkdir(parents=True)
+    (library / "broken" / "questionnaire.json").write_text('{"resourceType": "Questionnaire", "status": 3}')
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    result = runner.invoke(main, ["questionnaires", "load", str(library)], env=env)
+    assert result.exit_code == 1
+    assert "broken" in result.output
+    assert "1 failed" in result.output
+
+
+def test_questionnaires_check_names_each_problem(env: dict[str, str], tmp_path: Path) -> None:
+    duplicate = questionnaire(copyright="CC0")
+    duplicate["item"].append({"linkId": "1", "text": "again", "type": "integer"})
+    no_copyright = questionnaire()
+    library = _library(tmp_path / "library", {"dup": duplicate, "nocopy": no_copyright})
+    (library / "notjson").mkdir()
+    (library / "notjson" / "questionnaire.json").write_text("{oops")
+    result = CliRunner().invoke(main, ["questionnaires", "check", str(library)], env=env)
+    assert result.exit_code != 0
+    assert "Duplicate linkId '1'" in result.output
+    assert "copyright is missing" in result.output
+    assert "not valid JSON" in result.output
+
+
+def test_questionnaires_check_passes_a_good_library(env: dict[str, str], tmp_path: Path) -> None:
+    library = _library(tmp_path / "library", {"mood": questionnaire(copyright="CC0")})
+    result = CliRunner().invoke(main, ["questionnaires", "check", str(library)], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_built_in_library_passes_check(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["questionnaires", "check"], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["db", "upgrade"], env={"PROMS_PORT": "eighty"})
+    assert result.exit_code != 0
+    assert "PROMS_PORT must be a whole number" in result.output

@@ -1,0 +1,67 @@
+"""The committed openapi.yaml is the contract: generated requests never get a 5xx and responses conform."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from service.app import create_app
+from service.config import PROJECT_ROOT, Settings
+from tests.api.builders import questionnaire, response
+
+# The contract document itself is checked in tests/api/test_ops.py (schemathesis skips its own schema path).
+OPERATIONS = [
+    result.ok().label
+    for result in schemathesis.openapi.from_path(PROJECT_ROOT / "openapi.yaml").get_all_operations()
+    if result.ok().label != "GET /openapi.yaml"
+]
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture
+def contract_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Flask]:
+    path = tmp_path / "contract.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    app = create_app(Settings(database_url=f"sqlite:///{path}", log_level="ERROR"))
+    client = app.test_client()
+    # Stored data, so that reads, searches and includes have something to find.
+    client.post("/fhir/Questionnaire", json=questionnaire())
+    client.post("/fhir/QuestionnaireResponse", json=response())
+    yield app
+    app.extensions["proms.db"].dispose()
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_every_endpoint_keeps_the_contract(contract_app: Flask, label: str) -> None:
+    schema = schemathesis.openapi.from_wsgi("/openapi.yaml", contract_app)
+    operation = next(r.ok() for r in schema.get_all_operations() if r.ok().label == label)
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: schemathesis.Case) -> None:
+        # FHIR servers ignore unknown parameters by design, so "negative data must be rejected" does not
+        # apply; what the contract promises is no server error and responses exactly as documented.
+        case.call_and_validate(checks=CHECKS)
+
+    check()

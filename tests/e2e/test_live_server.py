@@ -42,13 +42,13 @@ def live_server(tmp_path: Path) -> Iterator[str]:
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     process = subprocess.Popen([PROMS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or workers still starting
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"server did not start: {process.communicate(timeout=5)[1].decode()}")
             time.sleep(0.1)

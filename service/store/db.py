@@ -12,7 +12,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _prepare_sqlite_file(url: str) -> None:
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder a SQLite file lives in (the embedded default needs no set-up)."""
+    if not url.startswith("sqlite"):
+        return
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +33,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        _prepare_sqlite_file(url)
+        ensure_sqlite_directory(url)
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from service.store.db import ensure_sqlite_directory
+
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:
     config = Config()
@@ -20,6 +22,7 @@ def alembic_config(database_url: str, migrations_dir: Path) -> Config:
 
 
 def upgrade(database_url: str, migrations_dir: Path) -> None:
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url, migrations_dir), "head")
 
 

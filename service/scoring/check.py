@@ -1,0 +1,164 @@
+"""Checking a Questionnaire's expressions and scoring extensions before it is used (for `questionnaires check`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.fhir.issues import Issue
+from service.scoring import extensions as ext
+from service.scoring.definition import FHIRPATH, ExpressionDef, ItemDef, definition_for
+from service.scoring.fhirpath import SDC_ENVIRONMENT, constant_names, function_names, known_functions
+from service.scoring.interpret import DIRECTIONS, BandError, read_band
+
+# The expressions scoring evaluates; the others (population, enableWhen ...) are listed but not run here.
+SCORING_KINDS = ("variable", "calculatedExpression", "safety-flag")
+_NO_VALUE_TYPES = ("group", "display")
+
+
+@dataclass(frozen=True)
+class ExpressionLocation:
+    """One Expression in a Questionnaire: where it is and what it says."""
+
+    kind: str  # variable | calculatedExpression | safety-flag | initialExpression | enableWhenExpression ...
+    name: str | None
+    language: str | None
+    expression: str
+    link_id: str | None
+    path: str  # FHIRPath to its extension, e.g. Questionnaire.item[9].extension[1]
+
+
+def questionnaire_expressions(questionnaire: Mapping[str, Any]) -> list[ExpressionLocation]:
+    """Every Expression the Questionnaire contains, in document order."""
+    return [
+        ExpressionLocation(e.kind, e.name, e.language, e.text, e.link_id, e.path)
+        for e in definition_for(questionnaire).expressions
+    ]
+
+
+def _where(expression: ExpressionDef) -> str:
+    what = f"variable %{expression.name}" if expression.kind == "variable" and expression.name else expression.kind
+    where = f"item {expression.link_id!r}" if expression.link_id else "the Questionnaire"
+    return f"The {what} on {where}"
+
+
+def _check_expression(expression: ExpressionDef, visible: set[str]) -> list[Issue]:
+    def issue(severity: str, text: str) -> Issue:
+        return Issue(
+            "error" if severity == "error" else "warning" if severity == "warning" else "information",
+            "invalid" if severity == "error" else "informational",
+            f"{_where(expression)} {text}. Expression: {expression.text}",
+            expression.path,
+            expression.link_id,
+        )
+
+    if expression.kind == "variable" and not expression.name:
+        return [issue("error", "has no name")]
+    if expression.language != FHIRPATH:
+        if expression.kind in ("calculatedExpression", "safety-flag"):
+            return [issue("error", f"is in {expression.language!r}; only {FHIRPATH} is evaluated")]
+        return [issue("information", f"is in {expression.language!r} and is not evaluated by this service")]
+    if expression.compiled is None:
+        return [issue("error", f"does not compile: {expression.error}")]
+    issues = []
+    unknown_functions = sorted(function_names(expression.compiled) - known_functions())
+    if unknown_functions:
+        issues.append(issue("error", f"calls functions this engine does not have: {', '.join(unknown_functions)}"))
+    unknown = sorted(
+        name for name in constant_names(expression.compiled) - visible if not name.startswith(("vs-", "ext-"))
+    )
+    if unknown and expression.kind in SCORING_KINDS:
+        issues.append(issue("error", f"reads variables not defined before it: {', '.join('%' + n for n in unknown)}"))
+    return issues
+
+
+def _check_element(
+    expressions: Iterable[ExpressionDef], variables: Iterable[ExpressionDef], inherited: set[str], qitem: bool
+) -> tuple[list[Issue], set[str]]:
+    visible = set(inherited) | ({"qitem"} if qitem else set())
+    issues = []
+    for variable in variables:
+        issues.extend(_check_expression(variable, visible))
+        if variable.name in visible and variable.name in SDC_ENVIRONMENT:
+            issues.append(Issue("error", "invalid", f"{_where(variable)} reuses a reserved name", variable.path))
+        if variable.name:
+            visible.add(variable.name)
+    for expression in expressions:
+        if expression.kind != "variable":
+            issues.extend(_check_expression(expression, visible))
+    return issues, visible
+
+
+def _check_item_extensions(item: ItemDef) -> list[Issue]:
+    issues = []
+    if item.calculated is not None and item.type in _NO_VALUE_TYPES:
+        issues.append(
+            Issue(
+                "error",
+                "invalid",
+                f"Item {item.link_id!r} of type {item.type} cannot have a calculatedExpression",
+                item.path,
+                item.link_id,
+            )
+        )
+    for extension in ext.extensions(item.source, ext.SCORE_BAND):
+        try:
+            read_band(extension)
+        except BandError as exc:
+            issues.append(Issue("error", "invalid", f"Item {item.link_id!r}: {exc}", item.path, item.link_id))
+    direction = ext.first_extension(item.source, ext.SCORE_DIRECTION)
+    if ext.first_extension(item.source, ext.RELIABLE_CHANGE) is not None and direction is None:
+        issues.append(
+            Issue(
+                "error",
+                "invalid",
+                f"Item {item.link_id!r} has a reliable-change threshold but no score-direction: "
+                "a reliable change could not be called an improvement or a deterioration",
+                item.path,
+                item.link_id,
+            )
+        )
+    direction = ext.first_extension(item.source, ext.SCORE_DIRECTION)
+    if direction is not None and direction.get("valueCode") not in DIRECTIONS:
+        issues.append(
+            Issue(
+                "error",
+                "invalid",
+                f"Item {item.link_id!r}: score-direction must be one of {', '.join(DIRECTIONS)}",
+                item.path,
+                item.link_id,
+            )
+        )
+    for flag in item.flags:
+        if flag.message is None:
+            issues.append(
+                Issue(
+                    "error", "invalid", f"Item {item.link_id!r}: a safety-flag has no message", item.path, item.link_id
+                )
+            )
+    return issues
+
+
+def compile_questionnaire(questionnaire: Mapping[str, Any]) -> list[Issue]:
+    """Every problem scoring would meet in this Questionnaire: expressions that do not compile, call
+    functions this engine lacks or read undefined variables, and malformed scoring extensions."""
+    definition = definition_for(questionnaire)
+    base = {name for name in SDC_ENVIRONMENT if name != "qitem"}
+    issues, visible = _check_element(
+        [e for e in definition.expressions if e.link_id is None], definition.variables, base, qitem=False
+    )
+    by_item: dict[str, list[ExpressionDef]] = {}
+    for expression in definition.expressions:
+        if expression.link_id is not None:
+            by_item.setdefault(expression.link_id, []).append(expression)
+
+    def visit(items: tuple[ItemDef, ...], inherited: set[str]) -> None:
+        for item in items:
+            found, names = _check_element(by_item.get(item.link_id, []), item.variables, inherited, qitem=True)
+            issues.extend(found)
+            issues.extend(_check_item_extensions(item))
+            visit(item.children, names - {"qitem"})
+
+    visit(definition.items, visible)
+    return issues

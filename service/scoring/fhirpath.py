@@ -1,0 +1,233 @@
+"""FHIRPath for SDC on top of fhirpathpy: parsing (with syntax errors), compiling once, evaluating.
+
+fhirpathpy's own entry points (``evaluate``/``compile``) hand user-defined functions bare values, but
+``weight()`` must know where a value sits in the response (which item, which answer) to find its
+answer option. So expressions are parsed once with fhirpathpy's parser and run through its engine
+directly, with the function table of ``functions.py``, whose functions receive the engine's items.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from antlr4 import CommonTokenStream, InputStream  # type: ignore[import-untyped]
+from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
+from fhirpathpy.engine import do_eval
+from fhirpathpy.engine.invocations import invocation_registry
+from fhirpathpy.engine.invocations.constants import constants
+from fhirpathpy.engine.nodes import FP_Quantity, FP_TimeBase
+from fhirpathpy.models import models
+from fhirpathpy.parser import parse
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
+
+from service.scoring.functions import (
+    FUNCTIONS,
+    SDC_KEY,
+    FhirPathError,
+    SdcFunctions,
+    data_of,
+    is_primitive_extension,
+    make_node,
+)
+
+R4_MODEL: Mapping[str, Any] = models["r4"]
+
+# Environment variables every expression may use (FHIRPath and FHIR define these; SDC adds the rest).
+STANDARD_CONSTANTS: Mapping[str, str] = {
+    "ucum": "http://unitsofmeasure.org",
+    "sct": "http://snomed.info/sct",
+    "loinc": "http://loinc.org",
+}
+SDC_ENVIRONMENT = ("resource", "questionnaire", "qitem", "context", *STANDARD_CONSTANTS)
+
+
+@dataclass(frozen=True)
+class CompiledExpression:
+    """One parsed FHIRPath expression (parse once, evaluate many times).
+
+    ``ast`` is the expression as written; ``program`` is what runs: the same tree with each constant
+    collection (such as ``('a' | 'b' | 'c')``) computed once and read from ``constants``.
+    """
+
+    text: str
+    ast: Mapping[str, Any]
+    program: Mapping[str, Any]
+    constants: Mapping[str, list[Any]]
+
+
+class _RaisingListener(ErrorListener):  # type: ignore[misc]
+    def syntaxError(self, recognizer: Any, symbol: Any, line: int, column: int, msg: str, e: Any) -> None:
+        raise FhirPathError(f"syntax error at character {column + 1}: {msg}")
+
+
+def _check_syntax(text: str) -> None:
+    # fhirpathpy's parser ignores syntax errors and trailing garbage; parse the whole text strictly first.
+    listener = _RaisingListener()
+    lexer = FHIRPathLexer(InputStream(text))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(listener)
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    parser.entireExpression()  # type: ignore[no-untyped-call]
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_expression(text: str) -> CompiledExpression:
+    """Parse ``text`` once (cached by text); raises FhirPathError on a syntax error."""
+    if not text.strip():
+        raise FhirPathError("the expression is empty")
+    _check_syntax(text)
+    try:
+        ast = parse(text)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # the parser's own failures, whatever their class
+        raise FhirPathError(f"cannot parse: {exc}") from exc
+    constants: dict[str, list[Any]] = {}
+    return CompiledExpression(text, ast, _fold(ast, constants), constants)
+
+
+# Node types whose value cannot depend on the input, the environment or any function.
+_CONSTANT_NODES = {
+    "UnionExpression", "ParenthesizedTerm", "TermExpression", "LiteralTerm", "StringLiteral",
+    "NumberLiteral", "BooleanLiteral", "NullLiteral", "QuantityLiteral", "DateTimeLiteral", "TimeLiteral",
+}  # fmt: skip
+
+
+def _is_constant(node: Mapping[str, Any]) -> bool:
+    return node.get("type") in _CONSTANT_NODES and all(
+        _is_constant(child) for child in node.get("children") or () if isinstance(child, Mapping)
+    )
+
+
+def _fold(node: Mapping[str, Any], constants: dict[str, list[Any]]) -> Mapping[str, Any]:
+    """A copy of ``node`` with every constant union replaced by a read of its value, computed here once.
+
+    Lists of codes written as ``linkId in ('a' | 'b' | ...)`` are common in scoring expressions, and
+    the engine would otherwise rebuild the list for every item it filters.
+    """
+    if node.get("type") == "UnionExpression" and _is_constant(node):
+        try:
+            value = do_eval(_context([], {}, None), [], node)  # type: ignore[no-untyped-call]
+        except Exception:  # leave it to fail (or not) where it is evaluated
+            value = None
+        if isinstance(value, list):
+            name = f"constant {len(constants)}"  # a space: no expression can name it
+            constants[name] = value
+            identifier = {"type": "Identifier", "terminalNodeText": [name], "text": name}
+            reference = {"type": "ExternalConstant", "terminalNodeText": ["%"], "children": [identifier]}
+            return {"type": "ExternalConstantTerm", "terminalNodeText": [], "children": [reference]}
+    children = node.get("children")
+    if not children:
+        return node
+    return {
+        **node,
+        "children": [_fold(child, constants) if isinstance(child, Mapping) else child for child in children],
+    }
+
+
+def _walk(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    yield node
+    for child in node.get("children") or ():
+        if isinstance(child, Mapping):
+            yield from _walk(child)
+
+
+def function_names(expression: CompiledExpression) -> set[str]:
+    """Names of the functions the expression calls."""
+    names: set[str] = set()
+    for node in _walk(expression.ast):
+        if node.get("type") == "Functn":
+            identifier = (node.get("children") or [{}])[0]
+            names.add(str(identifier.get("text", "")).strip("`"))
+    return names
+
+
+def constant_names(expression: CompiledExpression) -> set[str]:
+    """Names of the ``%`` environment variables the expression reads."""
+    names: set[str] = set()
+    for node in _walk(expression.ast):
+        if node.get("type") == "ExternalConstant":
+            identifier = (node.get("children") or [{}])[0]
+            names.add(str(identifier.get("text", "")).strip("`'\""))
+    return names
+
+
+def known_functions() -> set[str]:
+    return set(invocation_registry) | set(FUNCTIONS)
+
+
+# ---- values ------------------------------------------------------------------------------------------
+
+
+def plain(values: Sequence[Any]) -> list[Any]:
+    """Engine output as plain Python: dicts/lists/str/bool/int/Decimal, quantities and dates kept typed."""
+    result: list[Any] = []
+    for value in values:
+        data = data_of(value)
+        if is_primitive_extension(data):
+            continue
+        if isinstance(data, float):
+            data = Decimal(repr(data))
+        result.append(data)
+    return result
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------
+
+
+def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None) -> dict[str, Any]:
+    """The engine's evaluation context (its own structure, as fhirpathpy's evaluate() builds it)."""
+    return {"dataRoot": root, "vars": env, "model": R4_MODEL, "userInvocationTable": FUNCTIONS, SDC_KEY: sdc}
+
+
+def item_node(item: Mapping[str, Any], location: str) -> Any:
+    """A QuestionnaireResponse item as a focus whose children keep their location (for weight())."""
+    return make_node(item, "QuestionnaireResponse.item", location)
+
+
+def evaluate(
+    expression: CompiledExpression,
+    focus: Any,
+    variables: Mapping[str, Any],
+    sdc: SdcFunctions,
+) -> list[Any]:
+    """Evaluate over ``focus`` with ``%`` variables; returns the engine's items (see ``plain``).
+
+    Raises FhirPathError for anything that goes wrong inside the engine.
+    """
+    constants.reset()  # type: ignore[no-untyped-call]  # now()/today() are fixed for one evaluation
+    root = focus if isinstance(focus, list) else ([] if focus is None else [focus])
+    # Fresh lists: the engine negates numbers in place inside the collection a variable holds.
+    env: dict[str, Any] = {name: list(value) if isinstance(value, list) else value for name, value in variables.items()}
+    env.setdefault("context", focus)
+    for name, uri in STANDARD_CONSTANTS.items():
+        env.setdefault(name, uri)
+    for name, folded in expression.constants.items():
+        env[name] = list(folded)
+    ctx = _context(root, env, sdc)
+    try:
+        result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
+    except FhirPathError:
+        raise
+    except RecursionError as exc:
+        raise FhirPathError("the expression nests too deeply") from exc
+    except Exception as exc:  # the engine signals every failure with a bare Exception
+        raise FhirPathError(str(exc) or type(exc).__name__) from exc
+    if isinstance(result, dict) and result.get("$status") == "error":
+        raise FhirPathError(str(result.get("$error")))
+    return list(result) if isinstance(result, list) else [result]
+
+
+def describe(value: Any) -> str:
+    """A short human form of one plain result value, for messages."""
+    if isinstance(value, FP_Quantity):
+        return f"{value.value} {value.unit}"
+    if isinstance(value, FP_TimeBase):
+        return str(value)
+    text = repr(value) if not isinstance(value, Decimal) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

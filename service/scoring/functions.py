@@ -1,0 +1,212 @@
+"""The FHIRPath functions this service adds to fhirpathpy (SDC's weight(), ordinal(), answers()) or
+replaces in it (aggregates, round, where, repeat, union, distinct), and the error the engine raises.
+
+Each function receives the engine's own items (``ResourceNode``: value, FHIR type and location), not
+bare values as fhirpathpy's user-function hook would pass, so that weight() can tell which answer of
+which item it is looking at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any, Protocol
+
+import orjson
+from fhirpathpy.engine.nodes import ResourceNode
+
+SDC_KEY = "proms.sdc"  # where the evaluation context carries the SdcFunctions of this evaluation
+
+
+class FhirPathError(Exception):
+    """An expression that cannot be parsed or evaluated; the message says why."""
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What an SDC function sees of one input: the value, its FHIR type and where it sits.
+
+    ``location`` is the element's path from the root of its resource, e.g.
+    ``QuestionnaireResponse.item[0].answer[1].value`` (None for values computed by the expression).
+    """
+
+    data: Any
+    type_name: str | None
+    location: str | None
+
+
+class SdcFunctions(Protocol):
+    """The response-aware side of the SDC functions (implemented over one Questionnaire and response)."""
+
+    def weights(self, inputs: Sequence[NodeView]) -> list[int | Decimal]: ...
+
+    def answers(self, inputs: Sequence[NodeView]) -> list[tuple[Mapping[str, Any], str | None]]: ...
+
+
+def data_of(value: Any) -> Any:
+    """The value an engine item holds."""
+    return value.data if isinstance(value, ResourceNode) else value
+
+
+def is_primitive_extension(value: Any) -> bool:
+    # fhirpathpy yields a primitive's ``_value`` sibling ({"extension": [...]}) as a separate item.
+    return isinstance(value, Mapping) and list(value.keys()) == ["extension"]
+
+
+def _number(value: Any) -> int | Decimal:
+    data = data_of(value)
+    if isinstance(data, bool) or not isinstance(data, int | float | Decimal):
+        raise FhirPathError(f"expected a number, got {data!r}")
+    if isinstance(data, float):
+        return Decimal(repr(data))
+    return data
+
+
+def _numbers(inputs: Sequence[Any]) -> list[int | Decimal]:
+    return [_number(value) for value in inputs if not is_primitive_extension(data_of(value))]
+
+
+def make_node(data: Any, type_path: str, location: str | None) -> Any:
+    return ResourceNode.create_node(data, type_path, propName=location)  # type: ignore[no-untyped-call]
+
+
+def _views(inputs: Sequence[Any]) -> list[NodeView]:
+    views = []
+    for value in inputs:
+        if isinstance(value, ResourceNode):
+            views.append(NodeView(value.data, value.path, value.propName))
+        else:
+            views.append(NodeView(value, None, None))
+    return views
+
+
+def _weight(ctx: dict[str, Any], inputs: list[Any]) -> list[int | Decimal]:
+    sdc: SdcFunctions = ctx[SDC_KEY]
+    return sdc.weights(_views(inputs))
+
+
+def _answers(ctx: dict[str, Any], inputs: list[Any]) -> list[Any]:
+    sdc: SdcFunctions = ctx[SDC_KEY]
+    return [
+        make_node(answer, "QuestionnaireResponse.item.answer", location)
+        for answer, location in sdc.answers(_views(inputs))
+    ]
+
+
+def _key(value: Any) -> tuple[Any, ...]:
+    """Equality key of one item for union/distinct/repeat: by value, as fhirpath.js compares."""
+    data = data_of(value)
+    if isinstance(data, bool):
+        return ("boolean", data)
+    if isinstance(data, int | float | Decimal):
+        return ("number", (Decimal(repr(data)) if isinstance(data, float) else Decimal(data)).normalize())
+    if isinstance(data, str):
+        return ("string", data)
+    if isinstance(data, Mapping | list):
+        return ("json", orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str))
+    return (type(data).__name__, str(data))
+
+
+# fhirpathpy's union/distinct rebuild the engine's nodes without their type and location (so weight()
+# could no longer find an answer's item) and serialise every element with json.dumps; these keep the
+# original items and compare by a cheaper key.
+def _distinct(ctx: dict[str, Any], inputs: list[Any]) -> list[Any]:
+    seen: set[tuple[Any, ...]] = set()
+    result = []
+    for item in inputs:
+        key = _key(item)
+        if key not in seen:
+            seen.add(key)
+            result.append(item)
+    return result
+
+
+def _union(ctx: dict[str, Any], first: list[Any], second: list[Any]) -> list[Any]:
+    return _distinct(ctx, list(first) + list(second))
+
+
+def _where(ctx: dict[str, Any], inputs: list[Any], criteria: Callable[[Any], list[Any]]) -> list[Any]:
+    # fhirpathpy evaluates the criteria twice for every element that passes; nested where()s multiply.
+    result = []
+    for index, item in enumerate(inputs):
+        ctx["$index"] = index
+        found = criteria(item)
+        if found and found[0]:
+            result.append(item)
+    return result
+
+
+def _repeat(ctx: dict[str, Any], inputs: list[Any], projection: Callable[[Any], list[Any]]) -> list[Any]:
+    # As fhirpathpy's, but keyed by orjson instead of json.dumps (repeat(item) keys every item subtree).
+    seen: set[tuple[Any, ...]] = set()
+    result: list[Any] = []
+    pending = list(inputs)
+    position = 0
+    while position < len(pending):
+        for item in projection(pending[position]):
+            key = (getattr(item, "path", None), *_key(item))
+            if key not in seen:
+                seen.add(key)
+                result.append(item)
+                pending.append(item)
+        position += 1
+    return result
+
+
+# fhirpathpy's sum/avg/min/max add the engine's node objects instead of their values and fail on any
+# element read from a resource; these unwrap first. An empty input gives an empty result (as in
+# fhirpath.js), so "no answers" never turns into a score of 0.
+def _sum(ctx: dict[str, Any], inputs: list[Any]) -> list[int | Decimal]:
+    numbers = _numbers(inputs)
+    return [sum(numbers[1:], numbers[0])] if numbers else []
+
+
+def _avg(ctx: dict[str, Any], inputs: list[Any]) -> list[Decimal]:
+    numbers = _numbers(inputs)
+    return [Decimal(sum(numbers[1:], numbers[0])) / len(numbers)] if numbers else []
+
+
+def _min(ctx: dict[str, Any], inputs: list[Any]) -> list[int | Decimal]:
+    numbers = _numbers(inputs)
+    return [min(numbers)] if numbers else []
+
+
+def _max(ctx: dict[str, Any], inputs: list[Any]) -> list[int | Decimal]:
+    numbers = _numbers(inputs)
+    return [max(numbers)] if numbers else []
+
+
+def _round(ctx: dict[str, Any], inputs: list[Any], precision: Any = None) -> list[Decimal]:
+    # fhirpathpy rounds half to even (2.5 -> 2); FHIRPath asks for a traditional round and fhirpath.js
+    # rounds halves up (2.5 -> 3, -2.5 -> -2). This does the latter, exactly, in decimal arithmetic.
+    numbers = _numbers(inputs)
+    if not numbers:
+        return []
+    if len(numbers) > 1:
+        raise FhirPathError("round() needs a single number")
+    places = 0 if precision is None or precision == [] else int(_number(precision))
+    if places < 0:
+        raise FhirPathError("round() precision must not be negative")
+    try:
+        half = Decimal(5).scaleb(-places - 1)
+        return [(Decimal(numbers[0]) + half).quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)]
+    except InvalidOperation as exc:
+        raise FhirPathError(f"cannot round {numbers[0]}") from exc
+
+
+FUNCTIONS: Mapping[str, Mapping[str, Any]] = {
+    "weight": {"fn": _weight},
+    "ordinal": {"fn": _weight},  # the SDC 3 name of weight()
+    "answers": {"fn": _answers},  # SDC 3: every answer in the response, nested ones included
+    "sum": {"fn": _sum},
+    "avg": {"fn": _avg},
+    "min": {"fn": _min},
+    "max": {"fn": _max},
+    "round": {"fn": _round, "arity": {0: [], 1: ["Integer"]}},
+    "where": {"fn": _where, "arity": {1: ["Expr"]}},
+    "repeat": {"fn": _repeat, "arity": {1: ["Expr"]}},
+    "distinct": {"fn": _distinct},
+    "union": {"fn": _union, "arity": {1: ["AnyAtRoot"]}},
+    "|": {"fn": _union, "arity": {2: ["Any", "Any"]}},
+}

@@ -1,0 +1,108 @@
+"""score_response: recompute a response's calculated items, then read off scores, bands and safety flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from service.scoring import extensions as ext
+from service.scoring.answers import answer_number, json_number
+from service.scoring.calculate import Calculation
+from service.scoring.definition import ItemDef, definition_for
+from service.scoring.fhirpath import compile_expression, evaluate, plain
+from service.scoring.functions import FhirPathError
+from service.scoring.interpret import band_for, bands_of, decimal_extension, direction_of, raised_flags
+from service.scoring.results import Score, ScoringResult
+from service.scoring.scope import Scope
+from service.scoring.weights import AnswerWeights, Terminology
+
+
+def _json_copy(value: Any) -> Any:
+    # The engine reads (and calculation writes) this copy only; the caller's objects are never touched.
+    if isinstance(value, Mapping):
+        return {str(key): _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_copy(item) for item in value]
+    return value
+
+
+def score_response(
+    questionnaire: Mapping[str, Any],
+    response: Mapping[str, Any],
+    *,
+    terminology: Sequence[Mapping[str, Any]] = (),
+) -> ScoringResult:
+    """Score ``response`` against ``questionnaire`` (both FHIR JSON as dicts); never raises for bad content.
+
+    ``terminology``: ValueSets and CodeSystems the caller has resolved (e.g. from the store) that
+    ``answerValueSet`` or a Coding's system refers to, for weights found only there. Everything else
+    is read from the two resources; nothing is fetched.
+    """
+    definition = definition_for(questionnaire)
+    copy: dict[str, Any] = _json_copy(response)
+    weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
+    calculation = Calculation(definition, copy, weights)
+    issues = calculation.run()
+    calculation.errors = []
+    flags = raised_flags(calculation.scope)
+    issues.extend(issue for issue in calculation.errors if issue not in issues)
+    return ScoringResult(
+        response=copy,
+        scores=tuple(_scores(calculation)),
+        safety_flags=tuple(flags),
+        issues=tuple(issues),
+    )
+
+
+def _score(item_def: ItemDef, answers: Any) -> Score:
+    number = None
+    if isinstance(answers, list) and answers and isinstance(answers[0], Mapping):
+        found = answer_number(answers[0])
+        number = None if found is None else json_number(found)
+    source = item_def.source
+    return Score(
+        link_id=item_def.link_id,
+        text=item_def.text,
+        codes=tuple(dict(code) for code in item_def.codes),
+        item_type=item_def.type,
+        value=number,
+        band=band_for(number, bands_of(source)),
+        direction=direction_of(source),
+        reliable_change_threshold=decimal_extension(source, ext.RELIABLE_CHANGE),
+        minimal_important_difference=decimal_extension(source, ext.MINIMAL_IMPORTANT_DIFFERENCE),
+    )
+
+
+def _scores(calculation: Calculation) -> list[Score]:
+    instances: dict[str, list[Any]] = {}
+    for visit in calculation.scope.walk(variables=False):
+        if visit.item is not None and visit.item_def is not None and visit.item_def.calculated is not None:
+            instances.setdefault(visit.item_def.link_id, []).append(visit.item.get("answer"))
+    scores = []
+    for item_def in calculation.definition.calculated():
+        for answers in instances.get(item_def.link_id) or [None]:
+            scores.append(_score(item_def, answers))
+    return scores
+
+
+def evaluate_expression(
+    questionnaire: Mapping[str, Any],
+    response: Mapping[str, Any],
+    expression: str,
+    *,
+    terminology: Sequence[Mapping[str, Any]] = (),
+) -> list[Any]:
+    """Evaluate one FHIRPath expression over ``response`` as the Questionnaire root would: with
+    ``%resource``, ``%questionnaire`` and the Questionnaire-level variables. Raises FhirPathError.
+
+    For tools and tests (e.g. "what does weight() give for these answers?"); scoring does not use it.
+    """
+    definition = definition_for(questionnaire)
+    copy: dict[str, Any] = _json_copy(response)
+    weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
+    failures: list[str] = []
+    scope = Scope(definition, copy, weights, lambda e, reason, item: failures.append(f"%{e.name}: {reason}"))
+    root = next(scope.walk())
+    if failures:
+        raise FhirPathError("; ".join(failures))
+    return plain(evaluate(compile_expression(expression), copy, root.env, weights))

@@ -10,22 +10,24 @@ from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask, Response, g, request
 
-from service.api import errors, fhir_rest, ops
+from service.api import conformance, errors, fhir_rest, operations, ops
 from service.audit import Auditor, LogAuditor
 from service.auth.access import AccessPolicy, AllowAll
 from service.config import Settings
 from service.fhir.capability import ResourceCapability, capability_statement
-from service.interactions import ResourceInteractions
+from service.fhir.search import SearchCapabilities, SearchParamDef
+from service.interactions import READ_ONLY, ReadOnlyRules, ResourceInteractions
 from service.observability import Metrics, configure_logging
 from service.questionnaires import QuestionnaireRules, load_library
 from service.store.db import Database
-from service.store.kinds import QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
+from service.store.kinds import OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
 from service.submissions import QuestionnaireResponseRules
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 log = logging.getLogger("proms.http")
 
-READ_WRITE = (
+# The order interactions are listed in the CapabilityStatement.
+INTERACTION_ORDER = (
     "read",
     "vread",
     "update",
@@ -37,6 +39,14 @@ READ_WRITE = (
 )
 
 
+OPERATIONS = {
+    "QuestionnaireResponse": (
+        ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
+        ("extract", "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"),
+    )
+}
+
+
 def software_version() -> str:
     try:
         return version("recovery-proms")
@@ -45,32 +55,45 @@ def software_version() -> str:
 
 
 def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
-    questionnaires = ResourceInteractions(db, QUESTIONNAIRE, QuestionnaireRules(), settings)
-    responses = ResourceInteractions(
-        db, QUESTIONNAIRE_RESPONSE, QuestionnaireResponseRules(settings.base_url), settings
-    )
-    app.extensions["proms.resources"] = {
-        "Questionnaire": questionnaires,
-        "QuestionnaireResponse": responses,
+    software = f"recovery-proms {software_version()}"
+    resources = {
+        "Questionnaire": ResourceInteractions(db, QUESTIONNAIRE, QuestionnaireRules(), settings),
+        "QuestionnaireResponse": ResourceInteractions(
+            db, QUESTIONNAIRE_RESPONSE, QuestionnaireResponseRules(settings.base_url, software), settings
+        ),
+        "Observation": ResourceInteractions(db, OBSERVATION, ReadOnlyRules(), settings, allowed=READ_ONLY),
+        "Provenance": ResourceInteractions(db, PROVENANCE, ReadOnlyRules(), settings, allowed=READ_ONLY),
     }
+    app.extensions["proms.resources"] = resources
     app.extensions["proms.capability_statement"] = capability_statement(
         base_url=settings.base_url,
         software_version=software_version(),
         resources=[
             ResourceCapability(
-                "Questionnaire",
-                "http://hl7.org/fhir/StructureDefinition/Questionnaire",
-                READ_WRITE,
-                QUESTIONNAIRE.capabilities,
-            ),
+                name,
+                f"http://hl7.org/fhir/StructureDefinition/{name}",
+                [code for code in INTERACTION_ORDER if code in served.allowed],
+                served.kind.capabilities,
+                conditional_create="create" in served.allowed,
+                operations=OPERATIONS.get(name, ()),
+            )
+            for name, served in resources.items()
+        ]
+        + [
             ResourceCapability(
-                "QuestionnaireResponse",
-                "http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse",
-                READ_WRITE,
-                QUESTIONNAIRE_RESPONSE.capabilities,
-            ),
+                "StructureDefinition",
+                "http://hl7.org/fhir/StructureDefinition/StructureDefinition",
+                ["read", "search-type"],
+                SearchCapabilities({"url": SearchParamDef("url", "uri", "The extension's canonical URL")}, sorts=()),
+                conditional_create=False,
+            )
         ],
         system_interactions=[],
+        instantiates=[
+            "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
+            "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-receiver",
+            "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-response-manager",
+        ],
     )
 
 
@@ -121,6 +144,8 @@ def create_app(
     _request_hooks(app, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)
+    operations.init_app(app)
+    conformance.init_app(app)
     ops.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(app.extensions["proms.resources"]["Questionnaire"], settings.questionnaires_dir)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,14 @@ from service.fhir.errors import FhirError
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.questionnaires import definition_files
+from service.scoring import compile_questionnaire, questionnaire_expressions, score_response
+
+WEIGHT_URLS = (
+    "http://hl7.org/fhir/StructureDefinition/itemWeight",
+    "http://hl7.org/fhir/StructureDefinition/ordinalValue",
+)
+MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 
 
 def _walk(items: list[Mapping[str, Any]], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -39,20 +47,126 @@ def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
                 "Questionnaire.copyright",
             )
         )
+    issues += _duplicate_link_ids(resource)
+    issues += _missing_weights(resource)
+    compiled = compile_questionnaire(resource)
+    issues += compiled
+    if not any(issue.is_error for issue in issues):
+        issues += _declared_ranges(resource)
+    return issues
+
+
+def _duplicate_link_ids(resource: Mapping[str, Any]) -> list[Issue]:
+    issues = []
     seen: dict[str, str] = {}
     for path, item in _walk(resource.get("item", []), "Questionnaire"):
         link_id = str(item.get("linkId"))
         if link_id in seen:
             issues.append(
+                Issue("error", "invariant", f"Duplicate linkId {link_id!r} (also at {seen[link_id]})", path, link_id)
+            )
+        seen.setdefault(link_id, path)
+    return issues
+
+
+def _weight(option: Mapping[str, Any]) -> float | None:
+    for holder in (option, option.get("valueCoding") or {}):
+        for extension in holder.get("extension", []):
+            if extension.get("url") in WEIGHT_URLS and isinstance(extension.get("valueDecimal"), int | float):
+                return float(extension["valueDecimal"])
+    return None
+
+
+def _missing_weights(resource: Mapping[str, Any]) -> list[Issue]:
+    """Options a score would read without a weight: some options weighted and others not, or a scored item
+    whose options carry none."""
+    expressions = " ".join(location.expression for location in questionnaire_expressions(resource))
+    issues = []
+    for path, item in _walk(resource.get("item", []), "Questionnaire"):
+        options = item.get("answerOption", [])
+        if item.get("type") not in ("choice", "open-choice") or not options:
+            continue
+        link_id = str(item.get("linkId"))
+        unweighted = [
+            str((option.get("valueCoding") or {}).get("code") or next(iter(option.values()), ""))
+            for option in options
+            if _weight(option) is None
+        ]
+        if unweighted and len(unweighted) < len(options):
+            issues.append(
                 Issue(
                     "error",
-                    "invariant",
-                    f"Duplicate linkId {link_id!r} (also at {seen[link_id]})",
+                    "required",
+                    f"Item {link_id!r}: options {', '.join(unweighted)} have no itemWeight while the others do",
+                    f"{path}.answerOption",
+                    link_id,
+                )
+            )
+        elif unweighted and f"'{link_id}'" in expressions:
+            issues.append(
+                Issue(
+                    "error",
+                    "required",
+                    f"Item {link_id!r} is read by a score expression but none of its options has an itemWeight",
+                    f"{path}.answerOption",
+                    link_id,
+                )
+            )
+    return issues
+
+
+def _extreme_response(resource: Mapping[str, Any], pick: Callable[[list[float]], float]) -> dict[str, Any]:
+    """A completed response answering every weighted choice item with its lowest (or highest) option."""
+
+    def answer(items: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        answered = []
+        for item in items:
+            if item.get("type") == "group":
+                children = answer(item.get("item", []))
+                if children:
+                    answered.append({"linkId": item["linkId"], "item": children})
+                continue
+            weighted = [(w, o) for o in item.get("answerOption", []) if (w := _weight(o)) is not None]
+            if not weighted or item.get("readOnly"):
+                continue
+            target = pick([w for w, _ in weighted])
+            option = next(o for w, o in weighted if w == target)
+            value = {k: v for k, v in option.items() if k.startswith("value")}
+            answered.append({"linkId": item["linkId"], "answer": [value]})
+        return answered
+
+    return {"resourceType": "QuestionnaireResponse", "status": "completed", "item": answer(resource.get("item", []))}
+
+
+def _declared(item: Mapping[str, Any], url: str) -> float | None:
+    for extension in item.get("extension", []):
+        if extension.get("url") == url:
+            value = extension.get("valueInteger", extension.get("valueDecimal"))
+            return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def _declared_ranges(resource: Mapping[str, Any]) -> list[Issue]:
+    """Each score's declared minValue/maxValue against what all-lowest and all-highest answers give."""
+    lowest = {s.link_id: s.value for s in score_response(resource, _extreme_response(resource, min)).scores}
+    highest = {s.link_id: s.value for s in score_response(resource, _extreme_response(resource, max)).scores}
+    issues = []
+    for path, item in _walk(resource.get("item", []), "Questionnaire"):
+        link_id = str(item.get("linkId"))
+        for url, values, word in ((MIN_VALUE, lowest, "lowest"), (MAX_VALUE, highest, "highest")):
+            declared, reached = _declared(item, url), values.get(link_id)
+            if declared is None or reached is None or float(reached) == declared:
+                continue
+            issues.append(
+                Issue(
+                    "error",
+                    "value",
+                    f"Score {link_id!r}: the {word} answers give {reached:g} but the item declares "
+                    f"{url.rsplit('/', 1)[-1]} {declared:g}",
                     path,
                     link_id,
                 )
             )
-        seen.setdefault(link_id, path)
     return issues
 
 

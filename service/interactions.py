@@ -20,6 +20,7 @@ from service.fhir.errors import (
     Unprocessable,
 )
 from service.fhir.issues import Issue
+from service.fhir.jsonio import loads_object
 from service.fhir.search import SearchRequest, parse_search
 from service.store import search as store_search
 from service.store.db import Database
@@ -35,6 +36,7 @@ class Prepared:
     resource: dict[str, Any]
     issues: list[Issue] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)
+    context: Any = None  # whatever the rules computed in prepare and need again after the write
 
 
 class ResourceRules(Protocol):
@@ -48,6 +50,11 @@ class ResourceRules(Protocol):
 
     def check_delete(self, session: Session, row: ResourceRow) -> None: ...
 
+    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
+        """Writes that belong to the same transaction (e.g. the Observations derived from a response)."""
+
+    def after_delete(self, session: Session, row: ResourceRow) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
@@ -57,14 +64,48 @@ class WriteResult:
     existing: bool = False  # conditional create matched a stored resource: nothing was written
 
 
+READ_ONLY = frozenset({"read", "vread", "history-instance", "history-type", "search-type"})
+READ_WRITE = READ_ONLY | {"create", "update", "delete"}
+
+
+class ReadOnlyRules:
+    """For resources the service derives itself (Observation, Provenance): clients only read them."""
+
+    def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
+        raise AssertionError("read-only resource")  # the HTTP layer refuses writes before they get here
+
+    def prepare_update(
+        self, session: Session, row: ResourceRow, current: dict[str, Any] | None, resource: dict[str, Any]
+    ) -> Prepared:
+        raise AssertionError("read-only resource")
+
+    def check_delete(self, session: Session, row: ResourceRow) -> None:
+        raise AssertionError("read-only resource")
+
+    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
+        return None
+
+    def after_delete(self, session: Session, row: ResourceRow) -> None:
+        return None
+
+
 class ResourceInteractions:
     """create, read, vread, update, delete, history and search for one resource type."""
 
-    def __init__(self, db: Database, kind: ResourceKind, rules: ResourceRules, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        kind: ResourceKind,
+        rules: ResourceRules,
+        settings: Settings,
+        *,
+        allowed: frozenset[str] = READ_WRITE,
+    ) -> None:
         self.db = db
         self.kind = kind
         self.rules = rules
         self.settings = settings
+        self.allowed = allowed
 
     # reads --------------------------------------------------------------------------------------------
 
@@ -128,6 +169,7 @@ class ResourceInteractions:
                 row, stored = repository.create(prepared.resource)
                 _apply_columns(row, prepared.columns)
                 session.flush()
+                self.rules.after_write(session, row, stored, prepared)
                 return WriteResult(stored, created=True, issues=prepared.issues)
         except IntegrityError as exc:
             raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
@@ -156,6 +198,7 @@ class ResourceInteractions:
                     new_row, stored = repository.create(prepared.resource, resource_id=resource_id)
                     _apply_columns(new_row, prepared.columns)
                     session.flush()
+                    self.rules.after_write(session, new_row, stored, prepared)
                     return WriteResult(stored, created=True, issues=prepared.issues)
                 if if_match is not None and if_match != row.version_id:
                     raise PreconditionFailed(
@@ -167,6 +210,7 @@ class ResourceInteractions:
                 stored = repository.update(row, prepared.resource)
                 _apply_columns(row, prepared.columns)
                 session.flush()
+                self.rules.after_write(session, row, stored, prepared)
                 return WriteResult(stored, created=row.version_id == 1, issues=prepared.issues)
         except VersionConflict as exc:
             raise PreconditionFailed(str(exc)) from None
@@ -184,7 +228,9 @@ class ResourceInteractions:
                 if row.deleted:
                     return None
                 self.rules.check_delete(session, row)
-                return repository.delete(row)
+                stored = repository.delete(row)
+                self.rules.after_delete(session, row)
+                return stored
         except VersionConflict as exc:
             raise Conflict(str(exc)) from None
 
@@ -205,8 +251,6 @@ class ResourceInteractions:
 
 
 def _loads(text: str) -> dict[str, Any]:
-    from service.fhir.jsonio import loads_object
-
     return loads_object(text.encode())
 
 

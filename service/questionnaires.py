@@ -14,8 +14,10 @@ from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.interactions import Prepared, ResourceInteractions
+from service.scoring import compile_questionnaire
 from service.store import questionnaires as store
 from service.store.models import QuestionnaireRow, ResourceRow
+from service.store.repository import StoredVersion
 
 PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
 # What scoring and validation depend on: an active Questionnaire may not change these in place.
@@ -55,6 +57,12 @@ class QuestionnaireRules:
                 code="business-rule",
             )
 
+    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
+        return None
+
+    def after_delete(self, session: Session, row: ResourceRow) -> None:
+        return None
+
     @staticmethod
     def _check(resource: dict[str, Any]) -> None:
         status = resource.get("status")
@@ -67,6 +75,10 @@ class QuestionnaireRules:
                     "Questionnaire.status",
                 )
             )
+        scoring_errors = [issue for issue in compile_questionnaire(resource) if issue.is_error]
+        if scoring_errors:
+            # A definition that cannot be scored would reject every response submitted to it.
+            raise Unprocessable(scoring_errors)
         if not resource.get("url"):
             raise Unprocessable(
                 Issue(

@@ -1,18 +1,31 @@
-"""Submitting a QuestionnaireResponse: resolve its Questionnaire, then (one seam) validate, score, extract."""
+"""Submitting a QuestionnaireResponse: resolve its Questionnaire, validate, score, extract, store: one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.change import Change, PreviousScore, compare_scores
+from service.extraction import Extracted, extract_observations, provenance
+from service.fhir import jsonio
+from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, Unprocessable
 from service.fhir.issues import Issue
 from service.interactions import Prepared
+from service.scoring import ScoringResult, score_response
+from service.store import derived
 from service.store import questionnaires as store
-from service.store.models import QuestionnaireRow, ResourceRow
+from service.store.kinds import OBSERVATION, PROVENANCE
+from service.store.models import ObservationRow, QuestionnaireResponseRow, QuestionnaireRow, ResourceRow
+from service.store.repository import ResourceRepository, StoredVersion, new_id
+from service.validation import validate_response
 
 RESPONSE_STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
+SCORED_STATUSES = derived.SCORED_STATUSES
 
 
 def resolve_questionnaire(session: Session, canonical: str, base_url: str) -> QuestionnaireRow | None:
@@ -26,9 +39,64 @@ def resolve_questionnaire(session: Session, canonical: str, base_url: str) -> Qu
     return store.find_by_canonical(session, url, version or None)
 
 
+@dataclass(slots=True)
+class Submission:
+    """What preparing a response worked out, carried to the derived writes after it is stored."""
+
+    questionnaire_row: QuestionnaireRow
+    questionnaire: dict[str, Any]
+    scoring: ScoringResult
+    warnings: list[Issue] = field(default_factory=list)
+
+
+class QuestionnaireCache:
+    """Parsed Questionnaires by (id, version): stored versions never change, so parse each once."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._entries: dict[tuple[str, int], dict[str, Any]] = {}
+        self._capacity = capacity
+
+    def get(self, row: QuestionnaireRow) -> dict[str, Any]:
+        key = (row.id, row.version_id)
+        found = self._entries.get(key)
+        if found is None:
+            assert row.resource_json is not None
+            found = jsonio.loads_object(row.resource_json.encode())
+            if len(self._entries) >= self._capacity:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = found
+        return found
+
+
+def check_response(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> tuple[ScoringResult, list[Issue]]:
+    """Validate then score (pure): raises 422 listing every error; returns the scored response and warnings."""
+    issues = validate_response(questionnaire, response)
+    errors = [issue for issue in issues if issue.is_error]
+    if errors:
+        raise Unprocessable(errors)
+    scoring = score_response(questionnaire, response)
+    scoring_errors = [issue for issue in scoring.issues if issue.is_error]
+    if scoring_errors:
+        raise Unprocessable(scoring_errors)
+    warnings = [issue for issue in issues if not issue.is_error] + list(scoring.issues)
+    return scoring, warnings
+
+
+def validation_outcome(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> list[Issue]:
+    """Every issue a submission of this response would meet (for $validate): nothing raised, nothing stored."""
+    issues = validate_response(questionnaire, response)
+    if not any(issue.is_error for issue in issues):
+        issues += list(score_response(questionnaire, response).issues)
+    return issues
+
+
 class QuestionnaireResponseRules:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, software: str) -> None:
         self.base_url = base_url
+        self.software = software
+        self.questionnaires = QuestionnaireCache()
+
+    # preparing --------------------------------------------------------------------------------------------
 
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
         return self._prepare(session, resource)
@@ -41,7 +109,7 @@ class QuestionnaireResponseRules:
     def check_delete(self, session: Session, row: ResourceRow) -> None:
         return None
 
-    def _prepare(self, session: Session, resource: dict[str, Any]) -> Prepared:
+    def resolve(self, session: Session, resource: Mapping[str, Any]) -> tuple[QuestionnaireRow, dict[str, Any]]:
         status = resource.get("status")
         if status not in RESPONSE_STATUSES:
             raise BadRequest(
@@ -63,8 +131,8 @@ class QuestionnaireResponseRules:
                     "QuestionnaireResponse.questionnaire",
                 )
             )
-        questionnaire = resolve_questionnaire(session, str(canonical), self.base_url)
-        if questionnaire is None:
+        row = resolve_questionnaire(session, str(canonical), self.base_url)
+        if row is None:
             raise Unprocessable(
                 Issue(
                     "error",
@@ -74,5 +142,100 @@ class QuestionnaireResponseRules:
                     "QuestionnaireResponse.questionnaire",
                 )
             )
-        # Validation, scoring and extraction of the response join here, with the resolved Questionnaire.
-        return Prepared(resource, columns={"questionnaire_pk": questionnaire.pk})
+        return row, self.questionnaires.get(row)
+
+    def _prepare(self, session: Session, resource: dict[str, Any]) -> Prepared:
+        row, questionnaire = self.resolve(session, resource)
+        scoring, warnings = check_response(questionnaire, resource)
+        submission = Submission(row, questionnaire, scoring, warnings)
+        return Prepared(scoring.response, warnings, {"questionnaire_pk": row.pk}, submission)
+
+    # derived writes, in the response's transaction --------------------------------------------------------
+
+    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
+        assert isinstance(row, QuestionnaireResponseRow)
+        submission: Submission = prepared.context
+        response = prepared.resource
+        observations = ResourceRepository(session, OBSERVATION)
+        existing = {obs.source_key: obs for obs in derived.observations_of(session, row.id)}
+        if response.get("status") not in SCORED_STATUSES:
+            self._withdraw(observations, existing.values())
+            return
+        changes = self._changes(session, row, submission)
+        ids = {key: obs.id for key, obs in existing.items() if key is not None}
+        extracted = extract_observations(
+            submission.questionnaire,
+            {**response, "id": row.id},
+            submission.scoring.scores,
+            changes,
+            response_reference=f"QuestionnaireResponse/{row.id}",
+            issued=instant_text(stored.last_updated),
+            ids=lambda key: ids.setdefault(key, new_id()),
+            reference=lambda oid: f"Observation/{oid}",
+        )
+        targets = [f"QuestionnaireResponse/{row.id}/_history/{stored.version_id}"]
+        for item in extracted:
+            targets.append(self._store_observation(observations, existing.pop(item.key, None), item, row.id))
+        self._withdraw(observations, existing.values())
+        q_row = submission.questionnaire_row
+        ResourceRepository(session, PROVENANCE).create(
+            provenance(
+                targets=targets,
+                response=response,
+                questionnaire_reference=f"Questionnaire/{q_row.id}/_history/{q_row.version_id}",
+                questionnaire_canonical=f"{q_row.url}|{q_row.version}" if q_row.version else str(q_row.url),
+                recorded=instant_text(stored.last_updated),
+                software=self.software,
+                activity="CREATE" if stored.version_id == 1 else "UPDATE",
+            )
+        )
+
+    def after_delete(self, session: Session, row: ResourceRow) -> None:
+        observations = ResourceRepository(session, OBSERVATION)
+        for obs in derived.observations_of(session, row.id):
+            observations.delete(obs)
+
+    def _store_observation(
+        self, repository: ResourceRepository, current: ObservationRow | None, item: Extracted, response_id: str
+    ) -> str:
+        if current is None:
+            resource = dict(item.resource)
+            new_row, stored = repository.create(resource, resource_id=resource.pop("id"))
+            assert isinstance(new_row, ObservationRow)
+            new_row.source_key = item.key
+            return f"Observation/{stored.id}/_history/{stored.version_id}"
+        stored = repository.update(current, item.resource)
+        return f"Observation/{stored.id}/_history/{stored.version_id}"
+
+    @staticmethod
+    def _withdraw(repository: ResourceRepository, rows: Any) -> None:
+        """Observations no longer backed by a scored response are marked entered-in-error, never left stale."""
+        for obs in rows:
+            if obs.resource_json is None:
+                continue
+            resource = jsonio.loads_object(obs.resource_json.encode())
+            if resource.get("status") != "entered-in-error":
+                repository.update(obs, {**resource, "status": "entered-in-error"})
+
+    def _changes(self, session: Session, row: QuestionnaireResponseRow, submission: Submission) -> dict[str, Change]:
+        previous = derived.previous_response(
+            session,
+            response_id=row.id,
+            subject=(row.subject_type, row.subject_id),
+            questionnaire_url=row.questionnaire_url,
+            authored_key=row.authored_key,
+        )
+        if previous is None:
+            return {}
+        authored = previous.authored_low.isoformat() if isinstance(previous.authored_low, datetime) else None
+        values: dict[str, PreviousScore] = {}
+        for obs in derived.observations_of(session, previous.id):
+            if obs.source_key is None or obs.resource_json is None:
+                continue
+            resource = jsonio.loads_object(obs.resource_json.encode())
+            if resource.get("status") == "entered-in-error":
+                continue
+            value = resource.get("valueInteger", (resource.get("valueQuantity") or {}).get("value"))
+            if isinstance(value, int | float):
+                values[obs.source_key] = PreviousScore(float(value), previous.id, authored)
+        return compare_scores(submission.scoring.scores, values)

@@ -22,13 +22,15 @@ from service.api.http import (
 from service.config import Settings
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
-from service.fhir.dates import InvalidDate, date_range, http_date, instant_text
-from service.fhir.errors import BadRequest, NotFound, operation_outcome
+from service.fhir.dates import InvalidDate, date_range, instant_text
+from service.fhir.errors import BadRequest, NotFound, UnsupportedMediaType, operation_outcome
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.fhir.search import SearchRequest
 from service.interactions import ResourceInteractions, WriteResult
+from service.store import derived
 from service.store.repository import StoredVersion
+from service.submissions import resolve_questionnaire
 
 blueprint = Blueprint("fhir_rest", __name__, url_prefix="/fhir")
 
@@ -223,22 +225,26 @@ def _elements_subset(body: bytes, elements: list[str]) -> bytes:
     return jsonio.dumps(subset)
 
 
-def _included(
-    interactions: ResourceInteractions, search: SearchRequest, matches: list[tuple[str, bytes]]
-) -> list[tuple[str, str, bytes]]:
-    if "QuestionnaireResponse:questionnaire" not in search.include or not matches:
+def _included(search: SearchRequest, matches: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """Resources asked for with _include / _revinclude, as (type, id, JSON)."""
+    if not matches or not (search.include or search.revinclude):
         return []
-    canonicals = {str(jsonio.loads_object(body).get("questionnaire", "")) for _, body in matches}
-    questionnaires = _interactions("Questionnaire")
-    found: dict[str, bytes] = {}
-    with questionnaires.db.read_session() as session:
-        from service.submissions import resolve_questionnaire
-
-        for canonical in sorted(canonicals):
-            row = resolve_questionnaire(session, canonical, _settings().base_url)
-            if row is not None and row.resource_json is not None:
-                found[row.id] = row.resource_json.encode()
-    return [("Questionnaire", rid, body) for rid, body in found.items()]
+    db = _interactions("Questionnaire").db
+    found: list[tuple[str, str, bytes]] = []
+    with db.read_session() as session:
+        if "QuestionnaireResponse:questionnaire" in search.include:
+            canonicals = {str(jsonio.loads_object(body).get("questionnaire", "")) for _, body in matches}
+            seen: set[str] = set()
+            for canonical in sorted(canonicals):
+                row = resolve_questionnaire(session, canonical, _settings().base_url)
+                if row is not None and row.resource_json is not None and row.id not in seen:
+                    seen.add(row.id)
+                    found.append(("Questionnaire", row.id, row.resource_json.encode()))
+        if "Observation:derived-from" in search.revinclude:
+            response_ids = [resource_id for resource_id, _ in matches]
+            for obs_id, body in derived.observations_for_responses(session, response_ids):
+                found.append(("Observation", obs_id, body.encode()))
+    return found
 
 
 def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
@@ -258,7 +264,7 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     ]
     entries += [
         Entry(f"{base}/{rtype}/{rid}", body, search_mode="include")
-        for rtype, rid, body in _included(interactions, search, page.matches)
+        for rtype, rid, body in _included(search, page.matches)
     ]
     if search.ignored:
         outcome = operation_outcome(
@@ -287,8 +293,6 @@ def search_get(resource_type: str) -> Response:
 @fhir_interaction("search-type")
 def search_post(resource_type: str) -> Response:
     if request.mimetype != "application/x-www-form-urlencoded" and request.get_data():
-        from service.fhir.errors import UnsupportedMediaType
-
         raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters")
     pairs = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
     return _search(resource_type, pairs)
@@ -297,6 +301,3 @@ def search_post(resource_type: str) -> Response:
 def init_app(app: Flask) -> None:
     app.url_map.converters["fhirid"] = FhirIdConverter
     app.register_blueprint(blueprint)
-
-
-__all__ = ["init_app", "http_date"]

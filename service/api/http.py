@@ -12,7 +12,8 @@ from service.audit import AuditRecord
 from service.auth.access import Interaction
 from service.fhir import jsonio
 from service.fhir.dates import http_date
-from service.fhir.errors import BadRequest, FhirError, NotAcceptable, UnsupportedMediaType
+from service.fhir.errors import BadRequest, FhirError, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
+from service.interactions import READ_WRITE
 from service.store.repository import StoredVersion
 
 FHIR_JSON = "application/fhir+json"
@@ -90,17 +91,29 @@ def version_headers(stored: StoredVersion, base_url: str) -> dict[str, str]:
     }
 
 
-def fhir_interaction(name: str) -> Callable[[F], F]:
+def _check_supported(interaction: Interaction) -> None:
+    resources = current_app.extensions["proms.resources"]
+    served = resources.get(interaction.resource_type) if interaction.resource_type else None
+    if served is not None and interaction.name in READ_WRITE and interaction.name not in served.allowed:
+        raise MethodNotAllowed(
+            f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
+            "resources from the QuestionnaireResponses it scores; they can be read and searched",
+            headers={"Allow": "GET"},
+        )
+
+
+def fhir_interaction(name: str, resource_type: str | None = None) -> Callable[[F], F]:
     """Run a view through the access check and the audit seam; one place for both, every route."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            interaction = Interaction(name, kwargs.get("resource_type"), kwargs.get("resource_id"))
+            interaction = Interaction(name, kwargs.get("resource_type", resource_type), kwargs.get("resource_id"))
             auditor = current_app.extensions["proms.audit"]
             status = 500
             try:
                 check_acceptable()
+                _check_supported(interaction)
                 current_app.extensions["proms.access"].authorize(interaction)
                 response = view(*args, **kwargs)
                 status = response.status_code

@@ -134,3 +134,19 @@ def uri_filter(column: Column) -> Filter:
 
 def fold(text: str | None) -> str | None:
     return text.casefold() if text is not None else None
+
+
+def derived_from_filter(id_column: Column) -> Filter:
+    """A reference to a QuestionnaireResponse held as its id alone (the only type derived from)."""
+
+    def build(criterion: Criterion) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = []
+        for value in criterion.values:
+            assert isinstance(value, ReferenceValue)
+            if value.resource_type not in (None, "QuestionnaireResponse"):
+                conditions.append(false())
+            else:
+                conditions.append(id_column == value.id)
+        return _any(conditions)
+
+    return build

@@ -10,19 +10,29 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from service.fhir.dates import InvalidDate, date_range
-from service.fhir.search import Criterion, SearchCapabilities, SearchParamDef, TokenValue
+from service.fhir.search import Criterion, ReferenceValue, SearchCapabilities, SearchParamDef, TokenValue
 from service.store.filters import (
     Column,
     Filter,
     canonical_filter,
     date_filter,
+    derived_from_filter,
     fold,
     reference_filter,
     string_filter,
     token_filter,
     uri_filter,
 )
-from service.store.models import QuestionnaireCode, QuestionnaireResponseRow, QuestionnaireRow, ResourceRow
+from service.store.models import (
+    ObservationRow,
+    ObservationToken,
+    ProvenanceRow,
+    ProvenanceTarget,
+    QuestionnaireCode,
+    QuestionnaireResponseRow,
+    QuestionnaireRow,
+    ResourceRow,
+)
 
 EARLIEST = datetime(1, 1, 1)
 
@@ -66,17 +76,36 @@ def split_reference(reference: Mapping[str, Any] | None, base_url: str = "") -> 
 # Questionnaire -------------------------------------------------------------------------------------------
 
 
-def _questionnaire_code_filter(criterion: Criterion) -> ColumnElement[bool]:
-    conditions = []
-    for value in criterion.values:
-        assert isinstance(value, TokenValue)
-        query = select(QuestionnaireCode.pk).where(QuestionnaireCode.questionnaire_pk == QuestionnaireRow.pk)
-        if value.code is not None:
-            query = query.where(QuestionnaireCode.code == value.code)
-        if value.system is not None:
-            query = query.where(QuestionnaireCode.system == value.system)
-        conditions.append(exists(query))
-    return or_(*conditions)
+def child_token_filter(system: Column, code: Column, link: ColumnElement[bool], *extra: ColumnElement[bool]) -> Filter:
+    """A token stored in a child table (a resource can have several codes): EXISTS over the child rows."""
+
+    def build(criterion: Criterion) -> ColumnElement[bool]:
+        conditions = []
+        for value in criterion.values:
+            assert isinstance(value, TokenValue)
+            query = select(code).where(link, *extra)
+            if value.code is not None:
+                query = query.where(code == value.code)
+            if value.system is not None:
+                query = query.where(system == value.system)
+            conditions.append(exists(query))
+        condition = or_(*conditions)
+        return ~condition if criterion.modifier == "not" else condition
+
+    return build
+
+
+def _codings(concepts: Any) -> set[tuple[str, str]]:
+    """(system, code) of every Coding in a CodeableConcept or a list of them (or a list of Codings)."""
+    found: set[tuple[str, str]] = set()
+    for concept in concepts if isinstance(concepts, list) else [concepts]:
+        if not isinstance(concept, dict):
+            continue
+        codings = concept.get("coding", [concept] if "code" in concept else [])
+        for coding in codings:
+            if isinstance(coding, dict) and coding.get("code"):
+                found.add((coding.get("system") or "", str(coding["code"])))
+    return found
 
 
 def _index_questionnaire(row: ResourceRow, resource: Mapping[str, Any]) -> None:
@@ -89,12 +118,9 @@ def _index_questionnaire(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     row.name_folded = fold(row.name)
     row.title_folded = fold(row.title)
     row.status = resource.get("status", "draft")
-    wanted = {
-        (coding.get("system") or "", coding["code"])
-        for coding in resource.get("code", [])
-        if isinstance(coding, dict) and coding.get("code")
-    }
-    row.codes = [QuestionnaireCode(system=system, code=code) for system, code in sorted(wanted)]
+    row.codes = [
+        QuestionnaireCode(system=system, code=code) for system, code in sorted(_codings(resource.get("code", [])))
+    ]
 
 
 QUESTIONNAIRE = ResourceKind(
@@ -119,7 +145,9 @@ QUESTIONNAIRE = ResourceKind(
         "name": string_filter(QuestionnaireRow.name, QuestionnaireRow.name_folded),
         "title": string_filter(QuestionnaireRow.title, QuestionnaireRow.title_folded),
         "status": token_filter(QuestionnaireRow.status),
-        "code": _questionnaire_code_filter,
+        "code": child_token_filter(
+            QuestionnaireCode.system, QuestionnaireCode.code, QuestionnaireCode.questionnaire_pk == QuestionnaireRow.pk
+        ),
     },
     sort_columns={
         "_lastUpdated": QuestionnaireRow.last_updated,
@@ -128,6 +156,15 @@ QUESTIONNAIRE = ResourceKind(
     },
     index=_index_questionnaire,
 )
+
+
+def _date_columns(value: Any) -> tuple[datetime | None, datetime | None]:
+    if isinstance(value, str):
+        try:
+            return date_range(value)
+        except InvalidDate:
+            return None, None
+    return None, None
 
 
 # QuestionnaireResponse -----------------------------------------------------------------------------------
@@ -143,15 +180,8 @@ def _index_questionnaire_response(row: ResourceRow, resource: Mapping[str, Any])
     row.subject_type, row.subject_id = split_reference(resource.get("subject"))
     row.author_type, row.author_id = split_reference(resource.get("author"))
     authored = resource.get("authored")
-    low: datetime | None = None
-    high: datetime | None = None
-    if isinstance(authored, str):
-        try:
-            low, high = date_range(authored)
-        except InvalidDate:
-            low = high = None
-    row.authored_low, row.authored_high = low, high
-    row.authored_key = low or EARLIEST
+    row.authored_low, row.authored_high = _date_columns(authored)
+    row.authored_key = row.authored_low or EARLIEST
     identifier = resource.get("identifier")
     if isinstance(identifier, dict):
         row.identifier_system = identifier.get("system")
@@ -183,6 +213,7 @@ QUESTIONNAIRE_RESPONSE = ResourceKind(
         },
         sorts=("authored", "_lastUpdated"),
         includes=("QuestionnaireResponse:questionnaire",),
+        revincludes=("Observation:derived-from",),
     ),
     filters={
         **_common_filters(QR),
@@ -198,4 +229,106 @@ QUESTIONNAIRE_RESPONSE = ResourceKind(
     index=_index_questionnaire_response,
 )
 
-KINDS: Mapping[str, ResourceKind] = {kind.resource_type: kind for kind in (QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE)}
+
+# Observation ---------------------------------------------------------------------------------------------
+
+
+def _index_observation(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, ObservationRow)
+    row.status = resource.get("status", "")
+    row.subject_type, row.subject_id = split_reference(resource.get("subject"))
+    row.effective_low, row.effective_high = _date_columns(resource.get("effectiveDateTime"))
+    row.effective_key = row.effective_low or EARLIEST
+    derived = [split_reference(ref) for ref in resource.get("derivedFrom", [])]
+    row.derived_from_id = next((rid for rtype, rid in derived if rtype == "QuestionnaireResponse"), None)
+    tokens = [("code", pair) for pair in _codings(resource.get("code"))]
+    tokens += [("category", pair) for pair in _codings(resource.get("category", []))]
+    row.tokens = [ObservationToken(param=param, system=system, code=code) for param, (system, code) in sorted(tokens)]
+
+
+OBS = ObservationRow
+OBSERVATION = ResourceKind(
+    resource_type="Observation",
+    model=ObservationRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient the observation is about", "Patient"),
+            "subject": SearchParamDef("subject", "reference", "The subject of the observation"),
+            "code": SearchParamDef("code", "token", "The score or item code (e.g. http://loinc.org|44261-6)"),
+            "category": SearchParamDef("category", "token", "The category (e.g. survey)"),
+            "date": SearchParamDef("date", "date", "When the answers were given (effective date)"),
+            "derived-from": SearchParamDef(
+                "derived-from", "reference", "The QuestionnaireResponse scored", "QuestionnaireResponse"
+            ),
+            "status": SearchParamDef("status", "token", "final | amended | entered-in-error"),
+        },
+        sorts=("date", "_lastUpdated"),
+    ),
+    filters={
+        **_common_filters(OBS),
+        "patient": reference_filter(OBS.subject_type, OBS.subject_id),
+        "subject": reference_filter(OBS.subject_type, OBS.subject_id),
+        "code": child_token_filter(
+            ObservationToken.system,
+            ObservationToken.code,
+            ObservationToken.observation_pk == OBS.pk,
+            ObservationToken.param == "code",
+        ),
+        "category": child_token_filter(
+            ObservationToken.system,
+            ObservationToken.code,
+            ObservationToken.observation_pk == OBS.pk,
+            ObservationToken.param == "category",
+        ),
+        "date": date_filter(OBS.effective_low, OBS.effective_high),
+        "derived-from": derived_from_filter(OBS.derived_from_id),
+        "status": token_filter(OBS.status),
+    },
+    sort_columns={"date": OBS.effective_key, "_lastUpdated": OBS.last_updated},
+    index=_index_observation,
+)
+
+
+# Provenance ----------------------------------------------------------------------------------------------
+
+
+def _index_provenance(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, ProvenanceRow)
+    targets = {split_reference(target) for target in resource.get("target", [])}
+    row.targets = [
+        ProvenanceTarget(target_type=rtype, target_id=rid) for rtype, rid in sorted(targets) if rtype and rid
+    ]
+
+
+def _provenance_target_filter(criterion: Criterion) -> ColumnElement[bool]:
+    conditions = []
+    for value in criterion.values:
+        assert isinstance(value, ReferenceValue)
+        query = select(ProvenanceTarget.pk).where(
+            ProvenanceTarget.provenance_pk == ProvenanceRow.pk, ProvenanceTarget.target_id == value.id
+        )
+        if value.resource_type is not None:
+            query = query.where(ProvenanceTarget.target_type == value.resource_type)
+        conditions.append(exists(query))
+    return or_(*conditions)
+
+
+PROVENANCE = ResourceKind(
+    resource_type="Provenance",
+    model=ProvenanceRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "target": SearchParamDef("target", "reference", "The resources the provenance is about"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={**_common_filters(ProvenanceRow), "target": _provenance_target_filter},
+    sort_columns={"_lastUpdated": ProvenanceRow.last_updated},
+    index=_index_provenance,
+)
+
+KINDS: Mapping[str, ResourceKind] = {
+    kind.resource_type: kind for kind in (QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE, OBSERVATION, PROVENANCE)
+}

@@ -141,3 +141,61 @@ class QuestionnaireResponseRow(ResourceRow):
     authored_key: Mapped[datetime]
     identifier_system: Mapped[str | None] = mapped_column(String(512))
     identifier_value: Mapped[str | None] = mapped_column(String(256))
+
+
+class ObservationRow(ResourceRow):
+    """Observations the service derives from scored responses (never written by clients)."""
+
+    __tablename__ = "observation"
+    __table_args__ = (
+        Index("ix_observation_subject_effective", "subject_id", "subject_type", "effective_key", "pk"),
+        Index("ix_observation_derived_from", "derived_from_id", "source_key"),
+        Index("ix_observation_effective", "effective_key", "pk"),
+        Index("ix_observation_updated", "last_updated", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    effective_low: Mapped[datetime | None]
+    effective_high: Mapped[datetime | None]
+    effective_key: Mapped[datetime]
+    # The response it was derived from, and which score or item of it ('panel' for the group).
+    derived_from_id: Mapped[str | None] = mapped_column(String(64))
+    source_key: Mapped[str | None] = mapped_column(String(128))
+
+    tokens: Mapped[list[ObservationToken]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class ObservationToken(Base):
+    """Coded search values of an Observation: its codes ('code') and categories ('category')."""
+
+    __tablename__ = "observation_token"
+    __table_args__ = (Index("ix_observation_token_lookup", "param", "code", "system"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    observation_pk: Mapped[int] = mapped_column(ForeignKey("observation.pk", ondelete="CASCADE"), index=True)
+    param: Mapped[str] = mapped_column(String(16))
+    system: Mapped[str] = mapped_column(String(512), default="")
+    code: Mapped[str] = mapped_column(String(128))
+
+
+class ProvenanceRow(ResourceRow):
+    __tablename__ = "provenance"
+    __table_args__ = (Index("ix_provenance_updated", "last_updated", "pk"),)
+
+    targets: Mapped[list[ProvenanceTarget]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class ProvenanceTarget(Base):
+    __tablename__ = "provenance_target"
+    __table_args__ = (Index("ix_provenance_target_lookup", "target_id", "target_type"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    provenance_pk: Mapped[int] = mapped_column(ForeignKey("provenance.pk", ondelete="CASCADE"), index=True)
+    target_type: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))

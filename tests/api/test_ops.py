@@ -53,7 +53,13 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
     assert statement["fhirVersion"] == "4.0.1"
     assert statement["kind"] == "instance"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"Questionnaire", "QuestionnaireResponse"}
+    assert set(resources) == {
+        "Questionnaire",
+        "QuestionnaireResponse",
+        "Observation",
+        "Provenance",
+        "StructureDefinition",
+    }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}
     assert params == {
@@ -78,6 +84,28 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "search-type",
     }
     assert qr["searchInclude"] == ["QuestionnaireResponse:questionnaire"]
+    assert qr["searchRevInclude"] == ["Observation:derived-from"]
+    assert {op["name"] for op in qr["operation"]} == {"validate", "extract"}
+    observation = resources["Observation"]
+    assert {i["code"] for i in observation["interaction"]} == {
+        "read",
+        "vread",
+        "history-instance",
+        "history-type",
+        "search-type",
+    }
+    assert {p["name"] for p in observation["searchParam"]} == {
+        "_id",
+        "_lastUpdated",
+        "patient",
+        "subject",
+        "code",
+        "category",
+        "date",
+        "derived-from",
+        "status",
+    }
+    assert "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager" in statement["instantiates"]
     q_params = {p["name"] for p in resources["Questionnaire"]["searchParam"]}
     assert q_params == {"_id", "_lastUpdated", "url", "version", "name", "title", "status", "code"}
 

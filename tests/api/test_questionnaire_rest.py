@@ -186,3 +186,15 @@ def test_search_questionnaires_by_each_parameter(fhir: Fhir) -> None:
         result = fhir.get(f"Questionnaire?{query}")
         assert result.status_code == 200, query
         assert _ids(result.get_json()) == expected, query
+
+
+def test_questionnaire_whose_scores_cannot_be_computed_is_422(fhir: Fhir) -> None:
+    from tests.api.scored import scored_questionnaire
+
+    broken = scored_questionnaire()
+    broken["item"][3]["extension"][0]["valueExpression"]["expression"] = "%resource.item.answer.value.weight(("
+    result = fhir.post("Questionnaire", broken)
+    assert result.status_code == 422
+    issue = result.get_json()["issue"][0]
+    assert issue["expression"][0].startswith("Questionnaire.item[3]")
+    assert fhir.get("Questionnaire").get_json()["total"] == 0

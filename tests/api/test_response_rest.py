@@ -272,3 +272,13 @@ def test_count_is_capped(fhir: Fhir, stored_questionnaire: dict[str, Any]) -> No
     fhir.create(response())
     result = fhir.get("QuestionnaireResponse?_count=100000").get_json()
     assert result["total"] == 1
+
+
+def test_reference_validator_case_with_an_unresolvable_questionnaire_is_rejected(fhir: Fhir) -> None:
+    # The one brianpos case the pure validator cannot judge: resolving the Questionnaire is the server's job.
+    suite = load_fixture("fhir-test-cases/brianpos-qr-validation-suite.json")
+    case = next(c for c in suite["test-cases"] if c["manifest"]["name"] == "questionnaire-not-resolved-qr")
+    assert case["manifest"]["description"].rstrip().endswith("success: False")
+    result = fhir.post("QuestionnaireResponse", case["questionnaireResponse"])
+    assert result.status_code == 422
+    assert result.get_json()["issue"][0]["expression"] == ["QuestionnaireResponse.questionnaire"]

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from tests.api.builders import questionnaire, response
+from tests.api.scored import scored_questionnaire, scored_response
 
 # The contract document itself is checked in tests/api/test_ops.py (schemathesis skips its own schema path).
 OPERATIONS = [
@@ -48,6 +49,8 @@ def contract_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Flask]:
     # Stored data, so that reads, searches and includes have something to find.
     client.post("/fhir/Questionnaire", json=questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=response())
+    client.post("/fhir/Questionnaire", json=scored_questionnaire())
+    client.post("/fhir/QuestionnaireResponse", json=scored_response(("often", "never", "always")))
     yield app
     app.extensions["proms.db"].dispose()
 

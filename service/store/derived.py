@@ -1,0 +1,64 @@
+"""Look-ups for what is derived from responses: their Observations, and a person's previous response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.store.models import ObservationRow, QuestionnaireResponseRow
+
+SCORED_STATUSES = ("completed", "amended")
+
+
+def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
+    """The live Observations derived from one response (any status)."""
+    return list(
+        session.scalars(
+            select(ObservationRow).where(
+                ObservationRow.derived_from_id == response_id, ObservationRow.deleted.is_(False)
+            )
+        )
+    )
+
+
+def previous_response(
+    session: Session,
+    *,
+    response_id: str,
+    subject: tuple[str | None, str | None],
+    questionnaire_url: str,
+    authored_key: datetime,
+) -> QuestionnaireResponseRow | None:
+    """The same person's latest scored response to the same instrument authored before this one."""
+    subject_type, subject_id = subject
+    if subject_id is None:
+        return None
+    query = (
+        select(QuestionnaireResponseRow)
+        .where(
+            QuestionnaireResponseRow.subject_id == subject_id,
+            QuestionnaireResponseRow.subject_type == subject_type,
+            QuestionnaireResponseRow.questionnaire_url == questionnaire_url,
+            QuestionnaireResponseRow.status.in_(SCORED_STATUSES),
+            QuestionnaireResponseRow.deleted.is_(False),
+            QuestionnaireResponseRow.id != response_id,
+            QuestionnaireResponseRow.authored_key < authored_key,
+        )
+        .order_by(QuestionnaireResponseRow.authored_key.desc(), QuestionnaireResponseRow.pk.desc())
+        .limit(1)
+    )
+    return session.scalars(query).one_or_none()
+
+
+def observations_for_responses(session: Session, response_ids: list[str]) -> list[tuple[str, str]]:
+    """(id, JSON) of the live Observations derived from any of these responses (for _revinclude)."""
+    if not response_ids:
+        return []
+    rows = session.execute(
+        select(ObservationRow.id, ObservationRow.resource_json)
+        .where(ObservationRow.derived_from_id.in_(response_ids), ObservationRow.deleted.is_(False))
+        .order_by(ObservationRow.pk)
+    )
+    return [(row.id, row.resource_json) for row in rows if row.resource_json is not None]

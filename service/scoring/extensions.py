@@ -53,6 +53,16 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def json_copy(value: Any) -> Any:
+    """A private copy of FHIR JSON for the engine to read (and calculation to write): the caller's
+    objects are never touched. Objects become dicts with string keys, arrays become lists."""
+    if isinstance(value, Mapping):
+        return {str(key): json_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def extensions(element: Mapping[str, Any] | None, url: str) -> Iterator[Mapping[str, Any]]:
     """The extensions of ``element`` with ``url``, in document order."""
     if not isinstance(element, Mapping):

@@ -62,11 +62,14 @@ class CompiledExpression:
 
 class _RaisingListener(ErrorListener):  # type: ignore[misc]
     def syntaxError(self, recognizer: Any, symbol: Any, line: int, column: int, msg: str, e: Any) -> None:
-        raise FhirPathError(f"syntax error at character {column + 1}: {msg}")
+        # ANTLR appends every token it would have accepted; the first part says enough.
+        brief = msg.split(" expecting ", 1)[0]
+        raise FhirPathError(f"syntax error at character {column + 1}: {brief}")
 
 
 def _check_syntax(text: str) -> None:
-    # fhirpathpy's parser ignores syntax errors and trailing garbage; parse the whole text strictly first.
+    # fhirpathpy's parser recovers from syntax errors silently (``answer.count() = 3 asdf`` runs as
+    # ``answer.count() = 3``), so the whole text is parsed strictly first, as one expression.
     listener = _RaisingListener()
     lexer = FHIRPathLexer(InputStream(text))
     lexer.removeErrorListeners()
@@ -77,18 +80,32 @@ def _check_syntax(text: str) -> None:
     parser.entireExpression()  # type: ignore[no-untyped-call]
 
 
-@functools.lru_cache(maxsize=4096)
 def compile_expression(text: str) -> CompiledExpression:
-    """Parse ``text`` once (cached by text); raises FhirPathError on a syntax error."""
-    if not text.strip():
-        raise FhirPathError("the expression is empty")
-    _check_syntax(text)
+    """Parse ``text`` once (cached by text, failures too); raises FhirPathError saying why it is not FHIRPath."""
     try:
-        ast = parse(text)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # the parser's own failures, whatever their class
-        raise FhirPathError(f"cannot parse: {exc}") from exc
+        compiled = _compile(text)
+    except RecursionError:  # depends on how deep the caller is, so it is not remembered
+        raise FhirPathError("the expression nests too deeply") from None
+    if isinstance(compiled, str):
+        raise FhirPathError(compiled)
+    return compiled
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str) -> CompiledExpression | str:
+    if not text.strip():
+        return "the expression is empty"
     constants: dict[str, list[Any]] = {}
-    return CompiledExpression(text, ast, _fold(ast, constants), constants)
+    try:
+        _check_syntax(text)
+        ast = parse(text)  # type: ignore[no-untyped-call]
+        return CompiledExpression(text, ast, _fold(ast, constants), constants)
+    except FhirPathError as exc:
+        return str(exc)
+    except RecursionError:
+        raise
+    except Exception as exc:  # the parser's own failures, whatever their class
+        return f"the parser failed ({exc or type(exc).__name__})"
 
 
 # Node types whose value cannot depend on the input, the environment or any function.

@@ -17,15 +17,6 @@ from service.scoring.scope import Scope
 from service.scoring.weights import AnswerWeights, Terminology
 
 
-def _json_copy(value: Any) -> Any:
-    # The engine reads (and calculation writes) this copy only; the caller's objects are never touched.
-    if isinstance(value, Mapping):
-        return {str(key): _json_copy(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_copy(item) for item in value]
-    return value
-
-
 def score_response(
     questionnaire: Mapping[str, Any],
     response: Mapping[str, Any],
@@ -39,7 +30,7 @@ def score_response(
     is read from the two resources; nothing is fetched.
     """
     definition = definition_for(questionnaire)
-    copy: dict[str, Any] = _json_copy(response)
+    copy: dict[str, Any] = ext.json_copy(response)
     weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
     calculation = Calculation(definition, copy, weights)
     issues = calculation.run()
@@ -98,7 +89,7 @@ def evaluate_expression(
     For tools and tests (e.g. "what does weight() give for these answers?"); scoring does not use it.
     """
     definition = definition_for(questionnaire)
-    copy: dict[str, Any] = _json_copy(response)
+    copy: dict[str, Any] = ext.json_copy(response)
     weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
     failures: list[str] = []
     scope = Scope(definition, copy, weights, lambda e, reason, item: failures.append(f"%{e.name}: {reason}"))

@@ -25,7 +25,7 @@ from service.validation.context import (
 from service.validation.primitives import number
 from service.validation.references import R4_RESOURCE_TYPES, reference_target
 from service.validation.units import unit_label
-from service.validation.value_sets import Expansion, ValueSets, describe_gaps, normalise
+from service.validation.value_sets import Expansion, ValueSets, normalise, report_not_in
 
 
 def _mime_allows(allowed: str, content_type: str) -> bool:
@@ -202,20 +202,6 @@ def _check_unit_in(
         return
     if expansion.matching(text_value(value.get("system")), code):
         return
-    if expansion.complete:
-        context.add(
-            "error",
-            "code-invalid",
-            f"Quantity answer to item {label} has the unit {unit_text}, which is not in {reference}",
-            path,
-            link_id,
-        )
-    else:
-        context.add(
-            "warning",
-            "not-supported",
-            f"The unit {unit_text} of the answer to item {label} could not be confirmed in {reference}: "
-            f"{describe_gaps(expansion.gaps)}",
-            path,
-            link_id,
-        )
+    absent = f"Quantity answer to item {label} has the unit {unit_text}, which is not in {reference}"
+    unconfirmed = f"The unit {unit_text} of the answer to item {label}"
+    report_not_in(context, expansion, reference, absent, unconfirmed, path, link_id)

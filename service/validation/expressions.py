@@ -1,65 +1,19 @@
-"""FHIRPath evaluation for enableWhenExpression and questionnaire-constraint, isolated from the inputs.
+"""enableWhenExpression, questionnaire-constraint and SDC variables, evaluated by the scoring engine.
 
-fhirpathpy annotates what it is given, so every evaluation works on deep copies; any failure to
-parse or evaluate comes back as text for an issue, never as an exception.
+The engine works on its own copies of the inputs; any failure to parse or evaluate comes back as text
+for an issue, never as an exception.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
-from antlr4 import CommonTokenStream, InputStream  # type: ignore[import-untyped]
-from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
-from fhirpathpy import compile as compile_fhirpath
-from fhirpathpy.engine.nodes import ResourceNode
-from fhirpathpy.models import models
-from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
-from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
-
+from service.scoring import FHIRPATH, FhirPathError, ResponseEvaluator, compile_expression, plain
 from service.validation.context import EXT_VARIABLE, JSON, Context, describe, extensions, text_value
 from service.validation.tree import Node, QuestionnaireIndex
 
-_R4 = models["r4"]
-# A response item handed to fhirpathpy with its type path, so that choice elements (answer.value)
-# resolve as they do from %resource.
-_typed = cast(Callable[[Any, str], Any], ResourceNode.create_node)
-FHIRPATH = "text/fhirpath"
-
-
-class EvaluationError(Exception):
-    """An expression could not be parsed or evaluated."""
-
-
-class _RaiseOnError(ErrorListener):  # type: ignore[misc]
-    def syntaxError(self, recognizer: Any, symbol: Any, line: int, column: int, message: str, error: Any) -> None:
-        # ANTLR appends the whole list of tokens it would have accepted; the first part says enough.
-        brief = message.split(" expecting ", 1)[0]
-        raise EvaluationError(f"cannot be parsed (at character {column + 1}: {brief})")
-
-
-def syntax_problem(expression: str) -> str | None:
-    """Why the expression is not FHIRPath, or None.
-
-    fhirpathpy's own parser recovers from syntax errors silently (``answer.count() = 3 asdf`` runs as
-    ``answer.count() = 3``), so the grammar is run once more with errors raised and the whole text
-    required to be one expression.
-    """
-    listener = _RaiseOnError()
-    lexer = FHIRPathLexer(InputStream(expression))
-    lexer.removeErrorListeners()
-    lexer.addErrorListener(listener)
-    parser = FHIRPathParser(CommonTokenStream(lexer))
-    parser.removeErrorListeners()
-    parser.addErrorListener(listener)
-    try:
-        parser.entireExpression()  # type: ignore[no-untyped-call]
-    except EvaluationError as exc:
-        return str(exc)
-    except Exception as exc:
-        return f"cannot be parsed ({type(exc).__name__})"
-    return None
+ROOT = "QuestionnaireResponse"
 
 
 def expression_text(value: Any) -> tuple[str | None, str | None]:
@@ -79,49 +33,28 @@ class Expressions:
     def __init__(self, context: Context, index: QuestionnaireIndex) -> None:
         self._context = context
         self._index = index
-        self._compiled: dict[str, Callable[..., list[Any]] | str] = {}
-
-    def _compile(self, expression: str) -> Callable[..., list[Any]]:
-        found = self._compiled.get(expression)
-        if found is None:
-            found = syntax_problem(expression)
-            if found is None:
-                try:
-                    found = compile_fhirpath(expression, _R4)
-                except Exception as exc:
-                    found = f"cannot be parsed: {_reason(exc)}"
-            self._compiled[expression] = found
-        if isinstance(found, str):
-            raise EvaluationError(found)
-        return found
+        self._evaluator: ResponseEvaluator | None = None
 
     def evaluate(self, expression: str, focus: Node, q_item: JSON | None) -> list[Any]:
-        """Evaluate with %resource = the response, %questionnaire, %context = the focus item, plus the
-        SDC variables declared on the Questionnaire (evaluated on the response) and on the item and its
-        ancestors (evaluated on the focus item)."""
-        response = copy.deepcopy(dict(self._context.response))
-        target = self._target(focus, response)
-        variables: dict[str, Any] = {
-            "resource": response,
-            "rootResource": response,
-            "questionnaire": copy.deepcopy(dict(self._context.questionnaire)),
-            "context": target,
-            "qitem": copy.deepcopy(dict(q_item)) if q_item is not None else None,
-        }
-        chain: list[JSON] = [self._context.questionnaire]
+        """The expression's values with %context = the focus item and %qitem = ``q_item``, plus the SDC
+        variables declared on the Questionnaire (evaluated on the response) and on the item and its
+        ancestors (evaluated on the focus item). Raises FhirPathError saying what went wrong."""
+        variables: dict[str, Any] = {}
+        questionnaire = self._context.questionnaire
+        chain: list[JSON] = [questionnaire]
         if q_item is not None:
             chain += self._index.ancestors(q_item) + [q_item]
         for element in chain:
+            location, owner = (ROOT, None) if element is questionnaire else (focus.path, q_item)
             for ext in extensions(element, EXT_VARIABLE):
                 value = ext.get("valueExpression")
                 name = text_value(value.get("name")) if isinstance(value, Mapping) else None
                 text, _ = expression_text(value)
-                if name is None or text is None or name in variables:
+                if name is None or text is None or name in variables or name in ResponseEvaluator.ENVIRONMENT:
                     continue
-                scope = response if element is self._context.questionnaire else self._target(focus, response)
                 try:
-                    variables[name] = self._run(text, scope, variables)
-                except EvaluationError as exc:
+                    variables[name] = self._run(text, location, owner, variables)
+                except FhirPathError as exc:
                     self._context.once(
                         "warning",
                         "processing",
@@ -129,21 +62,19 @@ class Expressions:
                         focus.path,
                         focus.link_id,
                     )
-        return self._run(expression, target, variables)
+        return plain(self._run(expression, focus.path, q_item, variables))
 
-    @staticmethod
-    def _target(focus: Node, response: dict[str, Any]) -> Any:
-        if focus.parent is None:
-            return response
-        return _typed(copy.deepcopy(dict(focus.data)), "QuestionnaireResponse.item")
-
-    def _run(self, expression: str, target: Any, variables: Mapping[str, Any]) -> list[Any]:
-        function = self._compile(expression)
+    def _run(self, expression: str, location: str, q_item: JSON | None, variables: Mapping[str, Any]) -> list[Any]:
         try:
-            result = function(target, dict(variables))
-        except Exception as exc:
-            raise EvaluationError(f"failed: {_reason(exc)}") from None
-        return result if isinstance(result, list) else [result]
+            compiled = compile_expression(expression)
+        except FhirPathError as exc:
+            raise FhirPathError(f"cannot be parsed ({_brief(exc)})") from None
+        if self._evaluator is None:
+            self._evaluator = ResponseEvaluator(self._context.questionnaire, self._context.response)
+        try:
+            return self._evaluator.evaluate(compiled, location, qitem=q_item, variables=variables)
+        except FhirPathError as exc:
+            raise FhirPathError(f"failed: {_brief(exc)}") from None
 
     def boolean(
         self, expression: str, focus: Node, q_item: JSON | None, purpose: str, *, empty: bool = False
@@ -152,7 +83,7 @@ class Expressions:
         cannot be evaluated."""
         try:
             result = self.evaluate(expression, focus, q_item)
-        except EvaluationError as exc:
+        except FhirPathError as exc:
             self._context.once(
                 "warning",
                 "processing",
@@ -180,9 +111,9 @@ def _owner(q_item: JSON | None) -> str:
     return f"item {describe(q_item)}" if q_item is not None else "the Questionnaire"
 
 
-def _reason(exc: BaseException) -> str:
+def _brief(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _preview(result: list[Any]) -> str:

@@ -21,8 +21,8 @@ from service.validation.value_sets import (
     Expansion,
     ValueSets,
     concept_of_coding,
-    describe_gaps,
     display_matches,
+    report_not_in,
 )
 
 
@@ -145,23 +145,10 @@ def _check_coding(
     matches = expansion.matching(text_value(value.get("system")), code)
     if matches:
         _check_display(context, value, matches, path, label, link_id)
-    elif expansion.complete:
-        context.add(
-            "error",
-            "code-invalid",
-            f"Answer {_shown('valueCoding', value)} to item {label} is not in its answer value set {reference}",
-            path,
-            link_id,
-        )
-    else:
-        context.add(
-            "warning",
-            "not-supported",
-            f"Answer {_shown('valueCoding', value)} to item {label} could not be confirmed in {reference}: "
-            f"{describe_gaps(expansion.gaps)}",
-            path,
-            link_id,
-        )
+        return
+    answer = f"Answer {_shown('valueCoding', value)} to item {label}"
+    absent = f"{answer} is not in its answer value set {reference}"
+    report_not_in(context, expansion, reference, absent, answer, path, link_id)
 
 
 def _check_text_in(
@@ -176,19 +163,6 @@ def _check_text_in(
     """A text answer to an item with a value set must be one of the value set's displays."""
     if expansion.with_display(value):
         return
-    if expansion.complete:
-        context.add(
-            "error",
-            "code-invalid",
-            f"Answer {value!r} to item {label} is not the display of any code in its answer value set {reference}",
-            path,
-            link_id,
-        )
-    else:
-        context.add(
-            "warning",
-            "not-supported",
-            f"Answer {value!r} to item {label} could not be confirmed in {reference}: {describe_gaps(expansion.gaps)}",
-            path,
-            link_id,
-        )
+    answer = f"Answer {value!r} to item {label}"
+    absent = f"{answer} is not the display of any code in its answer value set {reference}"
+    report_not_in(context, expansion, reference, absent, answer, path, link_id)

@@ -243,3 +243,23 @@ def _walk_concepts(entries: object, system: str, into: list[Concept], depth: int
 def describe_gaps(gaps: Iterable[str]) -> str:
     unique = list(dict.fromkeys(gaps))
     return "; ".join(unique[:3]) if unique else "it could not be listed"
+
+
+def report_not_in(
+    context: Context,
+    expansion: Expansion,
+    reference: str,
+    absent: str,
+    unconfirmed: str,
+    path: str,
+    link_id: str | None,
+) -> None:
+    """Report a value ``expansion`` does not list: the error ``absent`` when it lists the whole value set,
+    else a warning that ``unconfirmed`` could not be confirmed in ``reference``, saying why."""
+    if expansion.complete:
+        context.add("error", "code-invalid", absent, path, link_id)
+    else:
+        gaps = describe_gaps(expansion.gaps)
+        context.add(
+            "warning", "not-supported", f"{unconfirmed} could not be confirmed in {reference}: {gaps}", path, link_id
+        )

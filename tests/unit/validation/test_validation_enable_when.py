@@ -330,6 +330,56 @@ def test_enable_when_expression_sees_context_and_variables() -> None:
     assert one_error(check(q, response(answered("t", {"valueInteger": 1}), answered("d", {"valueString": "x"}))))
 
 
+def weighted(code: str, weight: int) -> JSON:
+    return {
+        "valueCoding": coding(code),
+        "extension": [ext(ext_url("itemWeight"), valueDecimal=weight)],
+    }
+
+
+WEIGHTED = q_item("t", "choice", answerOption=[weighted("none", 0), weighted("some", 1), weighted("all", 3)])
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "%resource.item.where(linkId='t').answer.value.weight().sum() >= 3",
+        "%resource.item.where(linkId='t').answer.ordinal() >= 3",
+        "%resource.answers().weight().sum() >= 3",
+    ],
+)
+def test_enable_when_expression_can_use_weight(rule: str) -> None:
+    q = questionnaire(WEIGHTED, q_item("d", "string", required=True, extension=[expression(rule)]))
+    assert one_error(check(q, response(answered("t", {"valueCoding": coding("all")})))).link_id == "d"
+    assert check(q, response(answered("t", {"valueCoding": coding("some")}))) == []
+
+
+def test_weight_in_a_variable_on_the_context_item() -> None:
+    # Each occurrence of 't' in the repeating group is its own %context: a constraint on its weight.
+    variable = ext(
+        ext_url("variable"),
+        valueExpression={"name": "score", "language": "text/fhirpath", "expression": "%context.answer.weight()"},
+    )
+    t = {**WEIGHTED, "extension": [variable, constraint("w1", "%score.sum() <= 1")]}
+    q = questionnaire(q_item("g", "group", repeats=True, item=[t]))
+    some = group("g", answered("t", {"valueCoding": coding("some")}))
+    everything = group("g", answered("t", {"valueCoding": coding("all")}))
+    assert check(q, response(some, some)) == []
+    issue = one_error(check(q, response(some, everything)))
+    assert "w1" in issue.text and issue.expression == "QuestionnaireResponse.item[1].item[0]"
+
+
+def test_weight_without_a_weight_to_find_is_a_warning() -> None:
+    rule = "%resource.item.where(linkId='t').answer.value.weight() > 0"
+    q = questionnaire(
+        q_item("t", "open-choice", answerValueSet="http://example.org/vs"),
+        q_item("d", "string", required=True, extension=[expression(rule)]),
+    )
+    issues = check(q, response(answered("t", {"valueCoding": coding("x")})))
+    assert errors(issues) == []
+    assert any("enableWhenExpression" in issue.text and "weight()" in issue.text for issue in warnings(issues)), issues
+
+
 @pytest.mark.parametrize(
     ("rule", "language", "fragment"),
     [

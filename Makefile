@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Local development: no authentication, so it only listens on loopback (the service refuses otherwise).
 run: install
 	$(BIN)/proms db upgrade
 	$(BIN)/proms questionnaires load
-	exec $(BIN)/proms serve
+	PROMS_AUTH=$${PROMS_AUTH:-none} exec $(BIN)/proms serve
 
 # PostgreSQL is a test target too: start the machine's cluster if it is installed but down.
 postgres:

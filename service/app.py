@@ -10,9 +10,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask, Response, g, request
 
-from service.api import conformance, errors, fhir_rest, operations, ops
-from service.audit import Auditor, LogAuditor
-from service.auth.access import AccessPolicy, AllowAll
+from service.api import conformance, errors, fhir_rest, operations, ops, smart
+from service.audit import DatabaseAuditor
+from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
+from service.auth.tokens import TokenVerifier
 from service.config import Settings
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
@@ -20,7 +21,7 @@ from service.interactions import READ_ONLY, ReadOnlyRules, ResourceInteractions
 from service.observability import Metrics, configure_logging
 from service.questionnaires import QuestionnaireRules, load_library
 from service.store.db import Database
-from service.store.kinds import OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
+from service.store.kinds import AUDIT_EVENT, OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
 from service.submissions import QuestionnaireResponseRules
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -54,16 +55,24 @@ def software_version() -> str:
         return "0.0.0"
 
 
-def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
+def build_resources(settings: Settings, db: Database) -> dict[str, ResourceInteractions]:
+    """The use cases of every served resource type (also used by the CLI, without HTTP)."""
     software = f"recovery-proms {software_version()}"
-    resources = {
+    return {
         "Questionnaire": ResourceInteractions(db, QUESTIONNAIRE, QuestionnaireRules(), settings),
         "QuestionnaireResponse": ResourceInteractions(
             db, QUESTIONNAIRE_RESPONSE, QuestionnaireResponseRules(settings.base_url, software), settings
         ),
         "Observation": ResourceInteractions(db, OBSERVATION, ReadOnlyRules(), settings, allowed=READ_ONLY),
         "Provenance": ResourceInteractions(db, PROVENANCE, ReadOnlyRules(), settings, allowed=READ_ONLY),
+        "AuditEvent": ResourceInteractions(
+            db, AUDIT_EVENT, ReadOnlyRules(), settings, allowed=frozenset({"read", "search-type"})
+        ),
     }
+
+
+def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
+    resources = build_resources(settings, db)
     app.extensions["proms.resources"] = resources
     app.extensions["proms.capability_statement"] = capability_statement(
         base_url=settings.base_url,
@@ -89,6 +98,7 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
             )
         ],
         system_interactions=[],
+        security=smart.security_statement(settings) if settings.auth_mode == "jwt" else None,
         instantiates=[
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-receiver",
@@ -97,12 +107,38 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
     )
 
 
-def _request_hooks(app: Flask, metrics: Metrics) -> None:
+CORS_REQUEST_HEADERS = (
+    "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Exist, If-None-Match, X-Request-ID"
+)
+CORS_EXPOSED_HEADERS = "Location, Content-Location, ETag, Last-Modified, X-Request-ID"
+
+
+def _request_hooks(app: Flask, settings: Settings, metrics: Metrics) -> None:
     @app.before_request
     def start() -> None:
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
         g.started = time.perf_counter()
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/fhir") or request.path.startswith("/cds-services"):
+            headers.setdefault("Cache-Control", "no-store")  # health data must not sit in shared caches
+        if request.is_secure or settings.base_url.startswith("https://"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        origin = request.headers.get("Origin")
+        if origin and origin in settings.cors_origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+            headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
+            headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+            headers["Access-Control-Max-Age"] = "600"
+            headers.add("Vary", "Origin")
+        return response
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -122,13 +158,26 @@ def _request_hooks(app: Flask, metrics: Metrics) -> None:
         return response
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    access: AccessPolicy | None = None,
-    auditor: Auditor | None = None,
-) -> Flask:
+def access_policy(settings: Settings) -> AccessPolicy:
+    if settings.auth_mode == "none":
+        log.warning(
+            "AUTHENTICATION IS OFF (PROMS_AUTH=none): every caller can read and change all data. "
+            "For local development on %s only.",
+            settings.host,
+        )
+        return NoAuthentication()
+    verifier = TokenVerifier(
+        issuers=settings.auth_issuers,
+        audience=settings.audience,
+        jwks_url=settings.auth_jwks_url,
+        jwks_file=settings.auth_jwks_file,
+    )
+    return SmartAccess(verifier)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    settings.check_safe()
     configure_logging(settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -138,14 +187,16 @@ def create_app(
     app.extensions["proms.settings"] = settings
     app.extensions["proms.db"] = db
     app.extensions["proms.metrics"] = metrics
-    app.extensions["proms.access"] = access or AllowAll()
-    app.extensions["proms.audit"] = auditor or LogAuditor()
+    app.extensions["proms.access"] = access_policy(settings)
+    app.extensions["proms.audit"] = DatabaseAuditor(db)
+    metrics.auth_disabled.set(1 if settings.auth_mode == "none" else 0)
     _wire_resources(app, settings, db)
-    _request_hooks(app, metrics)
+    _request_hooks(app, settings, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)
     operations.init_app(app)
     conformance.init_app(app)
+    smart.init_app(app)
     ops.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(app.extensions["proms.resources"]["Questionnaire"], settings.questionnaires_dir)

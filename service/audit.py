@@ -1,39 +1,158 @@
-"""The one audit seam: every FHIR interaction is reported here with who, what and the outcome."""
+"""The one audit seam: every FHIR interaction becomes an AuditEvent (IHE Basic Audit Log Patterns style).
+
+Writes are audited inside their own transaction (the event and the change commit together); reads,
+searches and refusals are audited after the fact in a transaction of their own, and a failure to audit
+fails the request rather than going unrecorded.
+"""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Protocol
+import base64
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
-from service.auth.access import Interaction
+from sqlalchemy.orm import Session
 
-log = logging.getLogger("proms.audit")
+from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
+from service.fhir.dates import instant_text
+from service.store.db import Database
+from service.store.kinds import AUDIT_EVENT
+from service.store.repository import ResourceRepository, utcnow
+
+ACTIONS = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E"}
+INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+SOURCE = "recovery-proms"
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+@dataclass
+class AuditContext:
+    """What one request did, gathered as it runs; written as one AuditEvent."""
+
     interaction: Interaction
-    status: int
-    client_address: str | None
+    address: str | None
+    query: str | None
+    grant: Grant | None = None
+    entities: list[str] = field(default_factory=list)  # "Type/id" of the resources touched
+    patients: set[str] = field(default_factory=set)
+    written_in_transaction: bool = False
 
 
-class Auditor(Protocol):
-    def record(self, record: AuditRecord) -> None: ...
+current_audit: ContextVar[AuditContext | None] = ContextVar("current_audit", default=None)
 
 
-class LogAuditor:
-    """Writes one structured log line per interaction (no resource content, no answers)."""
+def note(resource_type: str, resource_id: str, patient: str | None) -> None:
+    """Remember a resource (and its patient) the current request touched."""
+    context = current_audit.get()
+    if context is None:
+        return
+    reference = f"{resource_type}/{resource_id}"
+    if reference not in context.entities:
+        context.entities.append(reference)
+    if patient:
+        context.patients.add(patient)
 
-    def record(self, record: AuditRecord) -> None:
-        interaction = record.interaction
-        log.info(
-            "audit",
-            extra={
-                "interaction": interaction.name,
-                "resource_type": interaction.resource_type,
-                "resource_id": interaction.resource_id,
-                "outcome": record.status,
-                "client": record.client_address,
-            },
+
+def _outcome(status: int) -> tuple[str, str]:
+    if status < 400:
+        return "0", "success"
+    if status < 500:
+        return "4", f"refused or invalid ({status})"
+    return "8", f"server failure ({status})"
+
+
+def audit_event(context: AuditContext, status: int) -> dict[str, Any]:
+    """The AuditEvent for a request (pure)."""
+    interaction = context.interaction
+    outcome, description = _outcome(status)
+    grant = context.grant
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "code": "IRCP",
+                    "display": "information recipient",
+                }
+            ]
+        },
+        "requestor": True,
+        "who": {"identifier": {"value": (grant.client_id if grant else None) or "anonymous"}},
+    }
+    if grant and grant.user:
+        agent["altId"] = grant.user
+    if context.address:
+        agent["network"] = {"address": context.address, "type": "2"}
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"reference": reference},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+        }
+        for reference in context.entities
+    ]
+    for patient in sorted(context.patients | ({grant.patient} if grant and grant.patient else set())):
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{patient}"},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"},
+            }
         )
+    if context.query:
+        entities.append(
+            {
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24"},
+                "query": base64.b64encode(context.query.encode()).decode(),
+            }
+        )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "subtype": [{"system": INTERACTION_SYSTEM, "code": interaction.name}],
+        "action": ACTIONS.get(interaction.name, "E"),
+        "recorded": instant_text(utcnow()),
+        "outcome": outcome,
+        "outcomeDesc": description,
+        "agent": [agent],
+        "source": {
+            "observer": {"display": SOURCE},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}],
+        },
+    }
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+def touches_health_data(interaction: Interaction) -> bool:
+    """Reading definitions (Questionnaires, the CapabilityStatement, extensions) is not audited; the rest is."""
+    if interaction.resource_type is None:
+        return False
+    return not (interaction.resource_type in PUBLIC_DEFINITIONS and interaction.permission in ("r", "s"))
+
+
+def write_in_transaction(session: Session, status: int) -> None:
+    """Audit the current request's write in the write's own transaction (committed with it, or not at all)."""
+    context = current_audit.get()
+    if context is None:
+        return
+    ResourceRepository(session, AUDIT_EVENT).create(audit_event(context, status))
+    context.written_in_transaction = True
+
+
+class DatabaseAuditor:
+    """Stores AuditEvents; what was not written with a write is written here, after the request."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, context: AuditContext, status: int, *, failed: bool) -> None:
+        if not failed and (context.written_in_transaction or not touches_health_data(context.interaction)):
+            return
+        with self.db.transaction() as session:
+            ResourceRepository(session, AUDIT_EVENT).create(audit_event(context, status))

@@ -87,12 +87,16 @@ def _library_dir(directory: Path | None, settings: Settings) -> Path:
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def questionnaires_load(directory: Path | None) -> None:
     """Store every definition in DIRECTORY (default: the built-in library); idempotent."""
-    from service.app import create_app
+    from service.app import build_resources
     from service.questionnaires import load_library
+    from service.store.db import Database
 
     settings = _settings()
-    app = create_app(settings)
-    report = load_library(app.extensions["proms.resources"]["Questionnaire"], _library_dir(directory, settings))
+    db = Database(settings.database_url)
+    try:
+        report = load_library(build_resources(settings, db)["Questionnaire"], _library_dir(directory, settings))
+    finally:
+        db.dispose()
     click.echo(
         f"questionnaires: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.failed)} failed"

@@ -10,6 +10,9 @@ from urllib.parse import parse_qsl
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service import audit
+from service.auth.access import Grant
+from service.auth.enforcement import check_body, check_row, history_condition, restrict_search
 from service.config import Settings
 from service.fhir.errors import (
     BadRequest,
@@ -25,7 +28,7 @@ from service.fhir.search import SearchRequest, parse_search
 from service.store import search as store_search
 from service.store.db import Database
 from service.store.kinds import ResourceKind
-from service.store.models import ResourceRow
+from service.store.models import ResourceRow, ResourceVersion
 from service.store.repository import ResourceRepository, StoredVersion, VersionConflict
 
 
@@ -109,19 +112,28 @@ class ResourceInteractions:
 
     # reads --------------------------------------------------------------------------------------------
 
-    def read(self, resource_id: str) -> StoredVersion:
-        with self.db.read_session() as session:
-            stored = ResourceRepository(session, self.kind).current(resource_id)
-        if stored is None:
+    def _loaded(self, session: Session, resource_id: str, grant: Grant) -> ResourceRow:
+        row = ResourceRepository(session, self.kind).get_row(resource_id)
+        if row is None:
             raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
+        check_row(session, self.kind, grant, row, self.settings.base_url)
+        audit.note(self.kind.resource_type, row.id, self.kind.compartment(row) if self.kind.compartment else None)
+        return row
+
+    def read(self, resource_id: str, *, grant: Grant) -> StoredVersion:
+        with self.db.read_session() as session:
+            row = self._loaded(session, resource_id, grant)
+            stored = ResourceRepository(session, self.kind).current(row.id)
+        assert stored is not None
         if stored.deleted:
             raise Gone(f"{self.kind.resource_type}/{resource_id} was deleted (version {stored.version_id})")
         return stored
 
-    def vread(self, resource_id: str, version_id: str) -> StoredVersion:
+    def vread(self, resource_id: str, version_id: str, *, grant: Grant) -> StoredVersion:
         if not version_id.isdigit():
             raise NotFound(f"{self.kind.resource_type}/{resource_id} has no version {version_id!r}")
         with self.db.read_session() as session:
+            self._loaded(session, resource_id, grant)
             stored = ResourceRepository(session, self.kind).version(resource_id, int(version_id))
         if stored is None:
             raise NotFound(f"{self.kind.resource_type}/{resource_id} has no version {version_id}")
@@ -130,13 +142,16 @@ class ResourceInteractions:
         return stored
 
     def history(
-        self, resource_id: str | None, *, since: Any, count: int, before_pk: int | None
+        self, resource_id: str | None, *, since: Any, count: int, before_pk: int | None, grant: Grant
     ) -> tuple[list[StoredVersion], int, int | None]:
         with self.db.read_session() as session:
             repository = ResourceRepository(session, self.kind)
-            if resource_id is not None and repository.current(resource_id) is None:
-                raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
-            return repository.history(resource_id, since=since, count=count, before_pk=before_pk)
+            within = None
+            if resource_id is not None:
+                self._loaded(session, resource_id, grant)
+            else:
+                within = history_condition(self.kind, grant, self.settings.base_url, ResourceVersion.resource_id)
+            return repository.history(resource_id, since=since, count=count, before_pk=before_pk, within=within)
 
     def parse_search(self, pairs: list[tuple[str, str]], *, strict: bool) -> SearchRequest:
         return parse_search(
@@ -148,7 +163,10 @@ class ResourceInteractions:
             strict=strict,
         )
 
-    def search(self, request: SearchRequest) -> store_search.SearchPage:
+    def search(self, request: SearchRequest, *, grant: Grant) -> store_search.SearchPage:
+        restrict_search(self.kind, grant, request, self.settings.base_url)
+        if grant.patient:
+            audit.note("Patient", grant.patient, grant.patient)
         with self.db.read_session() as session:
             if request.summary_count:
                 total = store_search.count(session, self.kind, request)
@@ -157,11 +175,16 @@ class ResourceInteractions:
 
     # writes -------------------------------------------------------------------------------------------
 
-    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
+    def _audit_write(self, session: Session, row: ResourceRow, stored: StoredVersion, status: int) -> None:
+        audit.note(self.kind.resource_type, stored.id, self.kind.compartment(row) if self.kind.compartment else None)
+        audit.write_in_transaction(session, status)
+
+    def create(self, resource: dict[str, Any], *, grant: Grant, if_none_exist: str | None = None) -> WriteResult:
+        check_body(self.kind, grant, resource)
         try:
             with self.db.transaction() as session:
                 if if_none_exist is not None:
-                    match = self._conditional_match(session, if_none_exist)
+                    match = self._conditional_match(session, if_none_exist, grant)
                     if match is not None:
                         return WriteResult(match, created=False, issues=[], existing=True)
                 repository = ResourceRepository(session, self.kind)
@@ -170,11 +193,12 @@ class ResourceInteractions:
                 _apply_columns(row, prepared.columns)
                 session.flush()
                 self.rules.after_write(session, row, stored, prepared)
+                self._audit_write(session, row, stored, 201)
                 return WriteResult(stored, created=True, issues=prepared.issues)
         except IntegrityError as exc:
             raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
 
-    def update(self, resource_id: str, resource: dict[str, Any], *, if_match: int | None) -> WriteResult:
+    def update(self, resource_id: str, resource: dict[str, Any], *, if_match: int | None, grant: Grant) -> WriteResult:
         if resource.get("id") != resource_id:
             raise BadRequest(
                 Issue(
@@ -184,6 +208,7 @@ class ResourceInteractions:
                     f"{self.kind.resource_type}.id",
                 )
             )
+        check_body(self.kind, grant, resource)
         try:
             with self.db.transaction() as session:
                 repository = ResourceRepository(session, self.kind)
@@ -199,7 +224,9 @@ class ResourceInteractions:
                     _apply_columns(new_row, prepared.columns)
                     session.flush()
                     self.rules.after_write(session, new_row, stored, prepared)
+                    self._audit_write(session, new_row, stored, 201)
                     return WriteResult(stored, created=True, issues=prepared.issues)
+                check_row(session, self.kind, grant, row, self.settings.base_url)
                 if if_match is not None and if_match != row.version_id:
                     raise PreconditionFailed(
                         f"Version conflict: If-Match names version {if_match} but the current version of "
@@ -211,34 +238,35 @@ class ResourceInteractions:
                 _apply_columns(row, prepared.columns)
                 session.flush()
                 self.rules.after_write(session, row, stored, prepared)
+                self._audit_write(session, row, stored, 200)
                 return WriteResult(stored, created=row.version_id == 1, issues=prepared.issues)
         except VersionConflict as exc:
             raise PreconditionFailed(str(exc)) from None
         except IntegrityError as exc:
             raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
 
-    def delete(self, resource_id: str) -> StoredVersion | None:
+    def delete(self, resource_id: str, *, grant: Grant) -> StoredVersion | None:
         """Delete; returns the deletion version, or None when it was already deleted."""
         try:
             with self.db.transaction() as session:
                 repository = ResourceRepository(session, self.kind)
-                row = repository.get_row(resource_id)
-                if row is None:
-                    raise NotFound(f"{self.kind.resource_type}/{resource_id} is not known")
+                row = self._loaded(session, resource_id, grant)
                 if row.deleted:
                     return None
                 self.rules.check_delete(session, row)
                 stored = repository.delete(row)
                 self.rules.after_delete(session, row)
+                self._audit_write(session, row, stored, 200)
                 return stored
         except VersionConflict as exc:
             raise Conflict(str(exc)) from None
 
-    def _conditional_match(self, session: Session, query: str) -> StoredVersion | None:
+    def _conditional_match(self, session: Session, query: str, grant: Grant) -> StoredVersion | None:
         pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         if not pairs:
             raise BadRequest("If-None-Exist must be a search query, e.g. identifier=http://example.org|123")
         request = self.parse_search(pairs, strict=True)
+        restrict_search(self.kind, grant, request, self.settings.base_url)
         request.count = 2
         page = store_search.search(session, self.kind, request)
         if page.total > 1:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from flask import g, has_request_context
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from pythonjsonlogger.json import JsonFormatter
 
 _HANDLER_NAME = "proms-json"
@@ -56,6 +56,12 @@ class Metrics:
             ["method", "route"],
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
+        )
+        self.auth_disabled = Gauge(
+            "proms_auth_disabled",
+            "1 when authentication is off (PROMS_AUTH=none, development only)",
+            registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.auth.access import UNRESTRICTED
 from service.fhir import jsonio
 from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
@@ -135,13 +136,13 @@ def load_library(interactions: ResourceInteractions, directory: Path) -> LoadRep
                 if _comparable(current) == _comparable(resource):
                     report.unchanged.append(label)
                     continue
-                interactions.update(existing_id, {**resource, "id": existing_id}, if_match=None)
+                interactions.update(existing_id, {**resource, "id": existing_id}, if_match=None, grant=UNRESTRICTED)
                 report.updated.append(label)
                 continue
             if resource.get("id") and not id_taken:
-                interactions.update(str(resource["id"]), resource, if_match=None)
+                interactions.update(str(resource["id"]), resource, if_match=None, grant=UNRESTRICTED)
             else:
-                interactions.create({k: v for k, v in resource.items() if k != "id"})
+                interactions.create({k: v for k, v in resource.items() if k != "id"}, grant=UNRESTRICTED)
             report.created.append(label)
         except FhirError as exc:
             report.failed.append((label, str(exc)))

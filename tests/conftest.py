@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import orjson
 import pytest
 from flask import Flask
@@ -82,9 +85,54 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+ISSUER = "https://auth.proms.test"
+FULL_ACCESS = "system/*.cruds"
+
+
+class Keys:
+    """A real key pair of a test authorization server: its JWKS, and tokens it signs."""
+
+    def __init__(self, directory: Path) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "test-key-1"
+        public = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        self.jwks = {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+        self.jwks_file = directory / "jwks.json"
+        self.jwks_file.write_text(json.dumps(self.jwks))
+
+    def token(self, scope: str = FULL_ACCESS, *, patient: str | None = None, lifetime: int = 300, **claims: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": ISSUER, "aud": BASE_URL, "sub": "user-1", "client_id": "test-client",
+            "iat": now, "exp": now + lifetime, "scope": scope, **claims,
+        }  # fmt: skip
+        if patient is not None:
+            payload["patient"] = patient
+        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+def jwt_settings(database_url: str, keys: Keys) -> Settings:
+    return Settings(
+        database_url=database_url,
+        base_url=BASE_URL,
+        log_level="WARNING",
+        auth_mode="jwt",
+        auth_jwks_file=keys.jwks_file,
+        auth_issuers=(ISSUER,),
+    )
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, base_url=BASE_URL, log_level="WARNING")
+def settings(database_url: str, keys: Keys) -> Settings:
+    """The whole API suite runs as production does: bearer JWTs from a real key pair."""
+    return jwt_settings(database_url, keys)
 
 
 @pytest.fixture
@@ -105,6 +153,13 @@ class Fhir:
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         return {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json", **(headers or {})}
 
+    def as_token(self, token: str | None) -> Fhir:
+        """This client with another bearer token (None: no Authorization header at all)."""
+        other = Fhir(self.client.application.test_client())
+        if token is not None:
+            other.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return other
+
     def post(self, path: str, resource: Any, headers: dict[str, str] | None = None) -> TestResponse:
         return self.client.post(f"/fhir/{path}", data=orjson.dumps(resource), headers=self._headers(headers))
 
@@ -113,6 +168,9 @@ class Fhir:
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> TestResponse:
         return self.client.get(f"/fhir/{path}", headers={"Accept": "application/fhir+json", **(headers or {})})
+
+    def post_form(self, path: str, form: dict[str, str]) -> TestResponse:
+        return self.client.post(f"/fhir/{path}", data=form)
 
     def delete(self, path: str) -> TestResponse:
         return self.client.delete(f"/fhir/{path}")
@@ -125,8 +183,11 @@ class Fhir:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def client(app: Flask, keys: Keys) -> FlaskClient:
+    """A test client carrying a full-access backend token (tests of refusals use ``Fhir.as_token``)."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {keys.token()}"
+    return client
 
 
 @pytest.fixture

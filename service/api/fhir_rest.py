@@ -13,17 +13,19 @@ from service.api.http import (
     etag,
     fhir_interaction,
     fhir_response,
+    grant,
     if_match_version,
     prefer,
     request_body,
     strict_handling,
     version_headers,
 )
+from service.auth.access import Interaction
 from service.config import Settings
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
 from service.fhir.dates import InvalidDate, date_range, instant_text
-from service.fhir.errors import BadRequest, NotFound, UnsupportedMediaType, operation_outcome
+from service.fhir.errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType, operation_outcome
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.fhir.search import SearchRequest
@@ -93,7 +95,7 @@ def create(resource_type: str) -> Response:
     interactions = _interactions(resource_type)
     resource = _checked_body(resource_type)
     resource.pop("id", None)  # the server assigns ids on create
-    result = interactions.create(resource, if_none_exist=request.headers.get("If-None-Exist"))
+    result = interactions.create(resource, grant=grant(), if_none_exist=request.headers.get("If-None-Exist"))
     return _write_response(result, 200 if result.existing else 201)
 
 
@@ -102,14 +104,14 @@ def create(resource_type: str) -> Response:
 def update(resource_type: str, resource_id: str) -> Response:
     interactions = _interactions(resource_type)
     resource = _checked_body(resource_type)
-    result = interactions.update(resource_id, resource, if_match=if_match_version())
+    result = interactions.update(resource_id, resource, if_match=if_match_version(), grant=grant())
     return _write_response(result, 201 if result.created else 200)
 
 
 @blueprint.delete("/<resource_type>/<fhirid:resource_id>")
 @fhir_interaction("delete")
 def delete(resource_type: str, resource_id: str) -> Response:
-    stored = _interactions(resource_type).delete(resource_id)
+    stored = _interactions(resource_type).delete(resource_id, grant=grant())
     if stored is None:
         text = f"{resource_type}/{resource_id} was already deleted"
         return fhir_response(operation_outcome([Issue("information", "informational", text)]))
@@ -132,7 +134,7 @@ def _resource_response(stored: StoredVersion) -> Response:
 @blueprint.get("/<resource_type>/<fhirid:resource_id>")
 @fhir_interaction("read")
 def read(resource_type: str, resource_id: str) -> Response:
-    stored = _interactions(resource_type).read(resource_id)
+    stored = _interactions(resource_type).read(resource_id, grant=grant())
     if request.headers.get("If-None-Match") == etag(stored.version_id):
         return Response(status=304, headers={"ETag": etag(stored.version_id)})
     return _resource_response(stored)
@@ -141,7 +143,7 @@ def read(resource_type: str, resource_id: str) -> Response:
 @blueprint.get("/<resource_type>/<fhirid:resource_id>/_history/<version_id>")
 @fhir_interaction("vread")
 def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
-    return _resource_response(_interactions(resource_type).vread(resource_id, version_id))
+    return _resource_response(_interactions(resource_type).vread(resource_id, version_id, grant=grant()))
 
 
 def _history(resource_type: str, resource_id: str | None) -> Response:
@@ -158,7 +160,7 @@ def _history(resource_type: str, resource_id: str | None) -> Response:
     if before is not None and not before.isdigit():
         raise BadRequest("The _page token is not valid for this history; start from the first page")
     versions, total, next_pk = interactions.history(
-        resource_id, since=since, count=count, before_pk=int(before) if before else None
+        resource_id, since=since, count=count, before_pk=int(before) if before else None, grant=grant()
     )
     base = settings.base_url
     entries = []
@@ -225,6 +227,15 @@ def _elements_subset(body: bytes, elements: list[str]) -> bytes:
     return jsonio.dumps(subset)
 
 
+def _check_included(resource_type: str) -> None:
+    """Included resources need their own permission; they share the matches' patient, nothing else."""
+    included = current_app.extensions["proms.access"].authorize(
+        Interaction("search-type", resource_type), request.headers.get("Authorization")
+    )
+    if included.filters or (included.patient is not None and included.patient != grant().patient):
+        raise Forbidden(f"The token's scopes do not allow including {resource_type} resources in this search")
+
+
 def _included(search: SearchRequest, matches: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
     """Resources asked for with _include / _revinclude, as (type, id, JSON)."""
     if not matches or not (search.include or search.revinclude):
@@ -241,6 +252,7 @@ def _included(search: SearchRequest, matches: list[tuple[str, bytes]]) -> list[t
                     seen.add(row.id)
                     found.append(("Questionnaire", row.id, row.resource_json.encode()))
         if "Observation:derived-from" in search.revinclude:
+            _check_included("Observation")
             response_ids = [resource_id for resource_id, _ in matches]
             for obs_id, body in derived.observations_for_responses(session, response_ids):
                 found.append(("Observation", obs_id, body.encode()))
@@ -251,7 +263,7 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     interactions = _interactions(resource_type)
     settings = _settings()
     search = interactions.parse_search(pairs, strict=strict_handling())
-    page = interactions.search(search)
+    page = interactions.search(search, grant=grant())
     base = settings.base_url
     path = f"{base}/{resource_type}"
     entries = [

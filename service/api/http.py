@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
-from service.audit import AuditRecord
-from service.auth.access import Interaction
+from service.audit import AuditContext, current_audit
+from service.auth.access import Grant, Interaction
 from service.fhir import jsonio
 from service.fhir.dates import http_date
 from service.fhir.errors import BadRequest, FhirError, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
@@ -102,6 +103,12 @@ def _check_supported(interaction: Interaction) -> None:
         )
 
 
+def grant() -> Grant:
+    """The caller's grant for the current request (set by the interaction seam)."""
+    current: Grant = g.grant
+    return current
+
+
 def fhir_interaction(name: str, resource_type: str | None = None) -> Callable[[F], F]:
     """Run a view through the access check and the audit seam; one place for both, every route."""
 
@@ -110,19 +117,29 @@ def fhir_interaction(name: str, resource_type: str | None = None) -> Callable[[F
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             interaction = Interaction(name, kwargs.get("resource_type", resource_type), kwargs.get("resource_id"))
             auditor = current_app.extensions["proms.audit"]
-            status = 500
+            query = request.query_string.decode() if name == "search-type" else None
+            if name == "search-type" and request.method == "POST":
+                query = urlencode(list(request.form.items(multi=True)))
+            context = AuditContext(interaction, request.remote_addr, query)
+            token = current_audit.set(context)
             try:
                 check_acceptable()
                 _check_supported(interaction)
-                current_app.extensions["proms.access"].authorize(interaction)
+                g.grant = context.grant = current_app.extensions["proms.access"].authorize(
+                    interaction, request.headers.get("Authorization")
+                )
                 response = view(*args, **kwargs)
-                status = response.status_code
-                return response
             except FhirError as exc:
-                status = exc.status
+                auditor.record(context, exc.status, failed=True)
+                raise
+            except Exception:
+                auditor.record(context, 500, failed=True)
                 raise
             finally:
-                auditor.record(AuditRecord(interaction, status, request.remote_addr))
+                current_audit.reset(token)
+            # Health data is not handed out unless its access was recorded: an audit failure fails the request.
+            auditor.record(context, response.status_code, failed=False)
+            return response
 
         return cast(F, wrapper)
 

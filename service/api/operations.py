@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from service.api.http import fhir_interaction, fhir_response, request_body
+from service.api.http import fhir_interaction, fhir_response, grant, request_body
+from service.auth.enforcement import check_body
 from service.extraction import extract_observations
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
@@ -60,7 +61,7 @@ def _submitted(resource_parameter: str) -> tuple[dict[str, Any] | None, str | No
 
 
 def _stored(resource_id: str) -> dict[str, Any]:
-    return _responses().read(resource_id).resource()
+    return _responses().read(resource_id, grant=grant()).resource()
 
 
 def _validate(resource: dict[str, Any] | None, mode: str | None, resource_id: str | None) -> list[Issue]:
@@ -79,6 +80,7 @@ def _validate(resource: dict[str, Any] | None, mode: str | None, resource_id: st
         if resource_id is None or resource.get("id") != resource_id:
             return [Issue("error", "invalid", "For an update the resource id must equal the id in the URL", f"{QR}.id")]
         _stored(resource_id)
+    check_body(_responses().kind, grant(), resource)
     try:
         validate_structure(resource, QR)
         with _responses().db.read_session() as session:
@@ -107,6 +109,7 @@ def validate_instance(resource_id: str) -> Response:
 
 
 def _extract(response: dict[str, Any]) -> Response:
+    check_body(_responses().kind, grant(), response)
     validate_structure(response, QR)
     with _responses().db.read_session() as session:
         _, questionnaire = _rules().resolve(session, response)

@@ -1,9 +1,33 @@
-"""The one access-check seam every route passes through before it touches data."""
+"""The one access-check seam every route passes through: who is asking, and what their token allows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+from service.auth.scopes import Scope, matching, parse_scopes
+from service.auth.tokens import InvalidToken, TokenVerifier
+from service.fhir.errors import Forbidden, Unauthorized
+
+# FHIR interaction -> SMART v2 permission letter.
+PERMISSIONS = {
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "history-type": "r",
+    "search-type": "s",
+    "create": "c",
+    "update": "u",
+    "delete": "d",
+}
+# Definitions, not health data: any authenticated client may read them.
+PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "StructureDefinition"})
+# Conformance resources anyone may read, token or not.
+OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
+# Only backend (system/) clients may change the instrument library.
+SYSTEM_ONLY_WRITES = frozenset({"Questionnaire"})
+# Not in a patient's compartment as the service serves them: never to patient-scoped tokens.
+NOT_FOR_PATIENT_SCOPES = frozenset({"AuditEvent", "Provenance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,14 +38,123 @@ class Interaction:
     resource_type: str | None = None
     resource_id: str | None = None
 
+    @property
+    def permission(self) -> str | None:
+        if self.name in PERMISSIONS:
+            return PERMISSIONS[self.name]
+        if self.name.startswith("operation-"):
+            # An operation on a stored instance reads it; one on a submitted body is akin to creating.
+            return "r" if self.resource_id else "c"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What the caller may see and do for this request.
+
+    ``patient``: confined to that patient's compartment. ``filters``: SMART v2 scope filters every
+    resource must also match (alternatives within one parameter are comma-separated).
+    """
+
+    unrestricted: bool
+    patient: str | None = None
+    filters: tuple[tuple[str, str], ...] = ()
+    client_id: str | None = None
+    user: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+UNRESTRICTED = Grant(unrestricted=True)
+
 
 class AccessPolicy(Protocol):
-    def authorize(self, interaction: Interaction) -> None:
-        """Return if allowed; raise a FhirError (401/403) if not."""
+    def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
+        """The caller's grant for this interaction; raises Unauthorized (401) or Forbidden (403)."""
 
 
-class AllowAll:
-    """No access control (development only)."""
+class NoAuthentication:
+    """Development mode: everyone may do everything. Refused unless the service listens on loopback."""
 
-    def authorize(self, interaction: Interaction) -> None:
-        return None
+    def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
+        return UNRESTRICTED
+
+
+def _merge_filters(scopes: list[Scope]) -> tuple[tuple[str, str], ...]:
+    """Scopes are alternatives: any unfiltered one wins; filters on one parameter combine as OR."""
+    if any(not scope.filters for scope in scopes):
+        return ()
+    names = {name for scope in scopes for name, _ in scope.filters}
+    if len(names) == 1 and all(len(scope.filters) == 1 for scope in scopes):
+        (name,) = names
+        return ((name, ",".join(value for scope in scopes for _, value in scope.filters)),)
+    if len({scope.filters for scope in scopes}) == 1:
+        return scopes[0].filters
+    raise Forbidden("The token's scope filters for this resource type cannot be combined; request one scope")
+
+
+class SmartAccess:
+    """SMART on FHIR resource server: bearer JWTs, v1/v2 scopes, patient compartments, system clients."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
+
+    def _claims(self, authorization: str | None) -> dict[str, object]:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "A bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token", error_description="no bearer token"'},
+            )
+        try:
+            return self.verifier.verify(token.strip())
+        except InvalidToken as exc:
+            raise Unauthorized(
+                f"The bearer token was refused: {exc}",
+                headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
+            ) from None
+
+    def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
+        if interaction.name == "capabilities" or interaction.resource_type in OPEN_CONFORMANCE:
+            return UNRESTRICTED  # discovery must work before a client has a token
+        claims = self._claims(authorization)
+        scope_claim = claims.get("scope", claims.get("scp"))
+        scopes = parse_scopes(scope_claim if isinstance(scope_claim, str | list) else None)
+        client_id = str(claims.get("client_id") or claims.get("azp") or "") or None
+        user = str(claims.get("sub") or "") or None
+        granted = tuple(scope_claim.split()) if isinstance(scope_claim, str) else ()
+
+        def grant(patient: str | None = None, filters: tuple[tuple[str, str], ...] = ()) -> Grant:
+            return Grant(
+                unrestricted=patient is None and not filters,
+                patient=patient,
+                filters=filters,
+                client_id=client_id,
+                user=user,
+                scopes=granted,
+            )
+
+        resource_type, permission = interaction.resource_type, interaction.permission
+        if resource_type is None or permission is None:
+            return grant()
+        if resource_type in PUBLIC_DEFINITIONS and permission in "rs":
+            return grant()
+        if resource_type in SYSTEM_ONLY_WRITES:
+            contexts: tuple[str, ...] = ("system",)
+        elif resource_type in NOT_FOR_PATIENT_SCOPES:
+            contexts = ("user", "system")
+        else:
+            contexts = ("patient", "user", "system")
+        found = matching(scopes, resource_type, permission, contexts)
+        if not found:
+            example = f"{contexts[-1]}/{resource_type}.{permission}"
+            raise Forbidden(
+                f"The token's scopes do not allow {interaction.name} on {resource_type} (a scope such as "
+                f"{example} is needed)"
+            )
+        broad = [scope for scope in found if scope.context != "patient"]
+        if broad:
+            return grant(filters=_merge_filters(broad))
+        patient = claims.get("patient")
+        if not isinstance(patient, str) or not patient:
+            raise Forbidden("patient/ scopes need the token's patient (launch context) claim")
+        return grant(patient=patient, filters=_merge_filters(found))

@@ -136,14 +136,14 @@ def fold(text: str | None) -> str | None:
     return text.casefold() if text is not None else None
 
 
-def derived_from_filter(id_column: Column) -> Filter:
-    """A reference to a QuestionnaireResponse held as its id alone (the only type derived from)."""
+def typed_reference_filter(id_column: Column, resource_type: str) -> Filter:
+    """A reference that can only point at one resource type, so only its id is stored."""
 
     def build(criterion: Criterion) -> ColumnElement[bool]:
         conditions: list[ColumnElement[bool]] = []
         for value in criterion.values:
             assert isinstance(value, ReferenceValue)
-            if value.resource_type not in (None, "QuestionnaireResponse"):
+            if value.resource_type not in (None, resource_type):
                 conditions.append(false())
             else:
                 conditions.append(id_column == value.id)

@@ -16,14 +16,15 @@ from service.store.filters import (
     Filter,
     canonical_filter,
     date_filter,
-    derived_from_filter,
     fold,
     reference_filter,
     string_filter,
     token_filter,
+    typed_reference_filter,
     uri_filter,
 )
 from service.store.models import (
+    AuditEventRow,
     ObservationRow,
     ObservationToken,
     ProvenanceRow,
@@ -45,6 +46,9 @@ class ResourceKind:
     filters: Mapping[str, Filter]
     sort_columns: Mapping[str, Column]
     index: Callable[[ResourceRow, Mapping[str, Any]], None]  # copy search columns from the resource to the row
+    # The patient whose compartment a row belongs to, for patient-scoped access (None: not in one).
+    compartment: Callable[[ResourceRow], str | None] | None = None
+    versioned: bool = True  # False: append-only, no history rows (AuditEvent)
 
 
 COMMON_PARAMS = {
@@ -71,6 +75,11 @@ def split_reference(reference: Mapping[str, Any] | None, base_url: str = "") -> 
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
     return parts[-2], parts[-1]
+
+
+def _patient_of(row: ResourceRow) -> str | None:
+    subject_type = getattr(row, "subject_type", None)
+    return getattr(row, "subject_id", None) if subject_type == "Patient" else None
 
 
 # Questionnaire -------------------------------------------------------------------------------------------
@@ -227,6 +236,7 @@ QUESTIONNAIRE_RESPONSE = ResourceKind(
     },
     sort_columns={"authored": QR.authored_key, "_lastUpdated": QR.last_updated},
     index=_index_questionnaire_response,
+    compartment=lambda row: _patient_of(row),
 )
 
 
@@ -282,11 +292,12 @@ OBSERVATION = ResourceKind(
             ObservationToken.param == "category",
         ),
         "date": date_filter(OBS.effective_low, OBS.effective_high),
-        "derived-from": derived_from_filter(OBS.derived_from_id),
+        "derived-from": typed_reference_filter(OBS.derived_from_id, "QuestionnaireResponse"),
         "status": token_filter(OBS.status),
     },
     sort_columns={"date": OBS.effective_key, "_lastUpdated": OBS.last_updated},
     index=_index_observation,
+    compartment=lambda row: _patient_of(row),
 )
 
 
@@ -329,6 +340,58 @@ PROVENANCE = ResourceKind(
     index=_index_provenance,
 )
 
+
+# AuditEvent ----------------------------------------------------------------------------------------------
+
+
+def _index_audit_event(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, AuditEventRow)
+    subtypes = resource.get("subtype") or [{}]
+    row.subtype = str(subtypes[0].get("code", ""))
+    row.action = str(resource.get("action", ""))
+    row.outcome = str(resource.get("outcome", ""))
+    agents = resource.get("agent") or [{}]
+    who = agents[0].get("who") or {}
+    row.agent = (who.get("identifier") or {}).get("value") or agents[0].get("altId")
+    row.patient_id = row.entity_type = row.entity_id = None
+    for entity in resource.get("entity", []):
+        rtype, rid = split_reference(entity.get("what"))
+        if rtype == "Patient":
+            row.patient_id = rid
+        elif rtype and row.entity_id is None:
+            row.entity_type, row.entity_id = rtype, rid
+
+
+AE = AuditEventRow
+AUDIT_EVENT = ResourceKind(
+    resource_type="AuditEvent",
+    model=AuditEventRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient whose data was accessed", "Patient"),
+            "agent": SearchParamDef("agent", "token", "The client id or user that acted"),
+            "date": SearchParamDef("date", "date", "When the access was recorded"),
+            "type": SearchParamDef("type", "token", "The interaction (read, search-type, create, ...)"),
+            "entity": SearchParamDef("entity", "reference", "The resource accessed"),
+            "outcome": SearchParamDef("outcome", "token", "0 success, 4 refused or invalid, 8 server failure"),
+        },
+        sorts=("date", "_lastUpdated"),
+    ),
+    filters={
+        **_common_filters(AE),
+        "patient": typed_reference_filter(AE.patient_id, "Patient"),
+        "agent": token_filter(AE.agent),
+        "date": date_filter(AE.last_updated, AE.last_updated),
+        "type": token_filter(AE.subtype),
+        "entity": reference_filter(AE.entity_type, AE.entity_id),
+        "outcome": token_filter(AE.outcome),
+    },
+    sort_columns={"date": AE.last_updated, "_lastUpdated": AE.last_updated},
+    index=_index_audit_event,
+    versioned=False,
+)
+
 KINDS: Mapping[str, ResourceKind] = {
-    kind.resource_type: kind for kind in (QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE, OBSERVATION, PROVENANCE)
+    kind.resource_type: kind for kind in (QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE, OBSERVATION, PROVENANCE, AUDIT_EVENT)
 }

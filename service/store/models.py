@@ -199,3 +199,23 @@ class ProvenanceTarget(Base):
     provenance_pk: Mapped[int] = mapped_column(ForeignKey("provenance.pk", ondelete="CASCADE"), index=True)
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEventRow(ResourceRow):
+    """One audited access (append-only: never updated, no version history)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_patient", "patient_id", "last_updated", "pk"),
+        Index("ix_audit_event_agent", "agent", "last_updated", "pk"),
+        Index("ix_audit_event_entity", "entity_id", "entity_type"),
+        Index("ix_audit_event_updated", "last_updated", "pk"),
+    )
+
+    subtype: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(2))
+    outcome: Mapped[str] = mapped_column(String(4))
+    agent: Mapped[str | None] = mapped_column(String(256))
+    patient_id: Mapped[str | None] = mapped_column(String(128))
+    entity_type: Mapped[str | None] = mapped_column(String(64))
+    entity_id: Mapped[str | None] = mapped_column(String(64))

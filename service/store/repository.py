@@ -108,9 +108,12 @@ class ResourceRepository:
         since: datetime | None,
         count: int,
         before_pk: int | None = None,
+        within: ColumnElement[bool] | None = None,
     ) -> tuple[list[StoredVersion], int, int | None]:
-        """Newest first; returns (page, total, pk to continue from or None)."""
+        """Newest first; returns (page, total, pk to continue from or None). ``within`` narrows the versions."""
         conditions: list[ColumnElement[bool]] = [ResourceVersion.resource_type == self.kind.resource_type]
+        if within is not None:
+            conditions.append(within)
         if resource_id is not None:
             conditions.append(ResourceVersion.resource_id == resource_id)
         if since is not None:
@@ -140,7 +143,8 @@ class ResourceRepository:
         body = jsonio.dumps(stamped)
         row.resource_json = body.decode()
         self.session.add(row)
-        self._record(resource_id, 1, now, "POST", body)
+        if self.kind.versioned:
+            self._record(resource_id, 1, now, "POST", body)
         self.session.flush()
         return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
 

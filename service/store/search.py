@@ -49,8 +49,10 @@ def _decode_page(token: str, sort_is_date: list[bool]) -> tuple[list[Any], bool]
         ) from None
 
 
-def conditions_for(kind: ResourceKind, request: SearchRequest) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [kind.model.deleted.is_(False)]
+def conditions_for(
+    kind: ResourceKind, request: SearchRequest, *, include_deleted: bool = False
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [] if include_deleted else [kind.model.deleted.is_(False)]
     for criterion in request.criteria:
         conditions.append(kind.filters[criterion.param.name](criterion))
     return conditions

@@ -24,14 +24,18 @@ def test_readyz_when_migrated(client: FlaskClient) -> None:
 
 
 def test_readyz_when_migrations_are_pending(tmp_path: Path) -> None:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}", log_level="WARNING"))
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}", log_level="WARNING", auth_mode="none")
+    )
     result = app.test_client().get("/readyz")
     assert result.status_code == 503
     assert result.get_json()["migrations"] == "pending"
 
 
 def test_readyz_when_database_is_unreachable() -> None:
-    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", log_level="WARNING")
+    settings = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", log_level="WARNING", auth_mode="none"
+    )
     result = create_app(settings).test_client().get("/readyz")
     assert result.status_code == 503
     assert result.get_json()["database"] == "unreachable"
@@ -59,6 +63,7 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Observation",
         "Provenance",
         "StructureDefinition",
+        "AuditEvent",
     }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}
@@ -106,6 +111,9 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "status",
     }
     assert "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager" in statement["instantiates"]
+    assert {i["code"] for i in resources["AuditEvent"]["interaction"]} == {"read", "search-type"}
+    security = statement["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     q_params = {p["name"] for p in resources["Questionnaire"]["searchParam"]}
     assert q_params == {"_id", "_lastUpdated", "url", "version", "name", "title", "status", "code"}
 

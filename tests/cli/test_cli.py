@@ -93,3 +93,17 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade"], env={"PROMS_PORT": "eighty"})
     assert result.exit_code != 0
     assert "PROMS_PORT must be a whole number" in result.output
+
+
+def test_the_built_in_library_loads(env: dict[str, str]) -> None:
+    from service.config import PROJECT_ROOT
+
+    count = len(list((PROJECT_ROOT / "questionnaires").glob("*/questionnaire.json")))
+    assert count >= 11
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    first = runner.invoke(main, ["questionnaires", "load"], env=env)
+    assert first.exit_code == 0, first.output
+    assert f"{count} created, 0 updated, 0 unchanged, 0 failed" in first.output
+    again = runner.invoke(main, ["questionnaires", "load"], env=env)
+    assert f"0 created, 0 updated, {count} unchanged, 0 failed" in again.output

@@ -19,9 +19,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.app import create_app
-from service.config import PROJECT_ROOT, Settings
+from service.config import PROJECT_ROOT
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
+from tests.conftest import Keys, jwt_settings
 
 # The contract document itself is checked in tests/api/test_ops.py (schemathesis skips its own schema path).
 OPERATIONS = [
@@ -41,11 +42,12 @@ CHECKS = [
 
 
 @pytest.fixture
-def contract_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Flask]:
+def contract_app(sqlite_template: Path, tmp_path: Path, keys: Keys) -> Iterator[Flask]:
     path = tmp_path / "contract.sqlite3"
     shutil.copyfile(sqlite_template, path)
-    app = create_app(Settings(database_url=f"sqlite:///{path}", log_level="ERROR"))
+    app = create_app(jwt_settings(f"sqlite:///{path}", keys))
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {keys.token()}"
     # Stored data, so that reads, searches and includes have something to find.
     client.post("/fhir/Questionnaire", json=questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=response())
@@ -56,7 +58,8 @@ def contract_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_every_endpoint_keeps_the_contract(contract_app: Flask, label: str) -> None:
+def test_every_endpoint_keeps_the_contract(contract_app: Flask, label: str, keys: Keys) -> None:
+    authorization = {"Authorization": f"Bearer {keys.token()}"}
     schema = schemathesis.openapi.from_wsgi("/openapi.yaml", contract_app)
     operation = next(r.ok() for r in schema.get_all_operations() if r.ok().label == label)
 
@@ -65,6 +68,6 @@ def test_every_endpoint_keeps_the_contract(contract_app: Flask, label: str) -> N
     def check(case: schemathesis.Case) -> None:
         # FHIR servers ignore unknown parameters by design, so "negative data must be rejected" does not
         # apply; what the contract promises is no server error and responses exactly as documented.
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=CHECKS, headers=authorization)
 
     check()

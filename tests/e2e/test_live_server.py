@@ -38,6 +38,7 @@ def live_server(tmp_path: Path) -> Iterator[str]:
         "PROMS_WORKERS": "2",
         "PROMS_LOG_LEVEL": "WARNING",
         "PROMS_BASE_URL": f"{base}/fhir",
+        "PROMS_AUTH": "none",
     }
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     process = subprocess.Popen([PROMS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

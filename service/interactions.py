@@ -58,6 +58,9 @@ class ResourceRules(Protocol):
 
     def after_delete(self, session: Session, row: ResourceRow) -> None: ...
 
+    def identity_query(self, resource: dict[str, Any]) -> str | None:
+        """A search that finds this same resource if it was stored before (idempotent create), or None."""
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
@@ -89,6 +92,9 @@ class ReadOnlyRules:
         return None
 
     def after_delete(self, session: Session, row: ResourceRow) -> None:
+        return None
+
+    def identity_query(self, resource: dict[str, Any]) -> str | None:
         return None
 
 
@@ -180,23 +186,34 @@ class ResourceInteractions:
         audit.write_in_transaction(session, status)
 
     def create(self, resource: dict[str, Any], *, grant: Grant, if_none_exist: str | None = None) -> WriteResult:
+        """Create; with a business identifier (or If-None-Exist) a repeat returns the stored resource instead."""
         check_body(self.kind, grant, resource)
+        identity = self.rules.identity_query(resource)
         try:
-            with self.db.transaction() as session:
-                if if_none_exist is not None:
-                    match = self._conditional_match(session, if_none_exist, grant)
-                    if match is not None:
-                        return WriteResult(match, created=False, issues=[], existing=True)
-                repository = ResourceRepository(session, self.kind)
-                prepared = self.rules.prepare_create(session, resource)
-                row, stored = repository.create(prepared.resource)
-                _apply_columns(row, prepared.columns)
-                session.flush()
-                self.rules.after_write(session, row, stored, prepared)
-                self._audit_write(session, row, stored, 201)
-                return WriteResult(stored, created=True, issues=prepared.issues)
+            return self._create(resource, grant, if_none_exist or identity)
         except IntegrityError as exc:
+            if identity is not None:
+                # Another request stored the same identifier between our look-up and our insert.
+                with self.db.read_session() as session:
+                    match = self._conditional_match(session, identity, grant)
+                if match is not None:
+                    return WriteResult(match, created=False, issues=[], existing=True)
             raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
+
+    def _create(self, resource: dict[str, Any], grant: Grant, match_query: str | None) -> WriteResult:
+        with self.db.transaction() as session:
+            if match_query is not None:
+                match = self._conditional_match(session, match_query, grant)
+                if match is not None:
+                    return WriteResult(match, created=False, issues=[], existing=True)
+            repository = ResourceRepository(session, self.kind)
+            prepared = self.rules.prepare_create(session, resource)
+            row, stored = repository.create(prepared.resource)
+            _apply_columns(row, prepared.columns)
+            session.flush()
+            self.rules.after_write(session, row, stored, prepared)
+            self._audit_write(session, row, stored, 201)
+            return WriteResult(stored, created=True, issues=prepared.issues)
 
     def update(self, resource_id: str, resource: dict[str, Any], *, if_match: int | None, grant: Grant) -> WriteResult:
         if resource.get("id") != resource_id:

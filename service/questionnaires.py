@@ -64,6 +64,9 @@ class QuestionnaireRules:
     def after_delete(self, session: Session, row: ResourceRow) -> None:
         return None
 
+    def identity_query(self, resource: dict[str, Any]) -> str | None:
+        return None
+
     @staticmethod
     def _check(resource: dict[str, Any]) -> None:
         status = resource.get("status")

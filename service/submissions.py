@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
@@ -189,6 +190,15 @@ class QuestionnaireResponseRules:
                 activity="CREATE" if stored.version_id == 1 else "UPDATE",
             )
         )
+
+    def identity_query(self, resource: dict[str, Any]) -> str | None:
+        """A response with a business identifier is stored once: a repeat (a client's retry) finds it."""
+        identifier = resource.get("identifier")
+        if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+            return None
+        system = identifier.get("system")
+        value = identifier["value"].replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|")
+        return urlencode({"identifier": f"{system}|{value}" if isinstance(system, str) else f"|{value}"})
 
     def after_delete(self, session: Session, row: ResourceRow) -> None:
         observations = ResourceRepository(session, OBSERVATION)

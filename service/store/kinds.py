@@ -197,6 +197,7 @@ def _index_questionnaire_response(row: ResourceRow, resource: Mapping[str, Any])
         row.identifier_value = identifier.get("value")
     else:
         row.identifier_system = row.identifier_value = None
+    row.identifier_system_key = row.identifier_system or ""
 
 
 QR = QuestionnaireResponseRow

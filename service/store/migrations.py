@@ -23,7 +23,8 @@ def alembic_config(database_url: str, migrations_dir: Path) -> Config:
 
 def upgrade(database_url: str, migrations_dir: Path) -> None:
     ensure_sqlite_directory(database_url)
-    command.upgrade(alembic_config(database_url, migrations_dir), "head")
+    # "heads": independent features may add migrations on separate branches of the revision graph.
+    command.upgrade(alembic_config(database_url, migrations_dir), "heads")
 
 
 def check(database_url: str, migrations_dir: Path) -> None:
@@ -31,10 +32,13 @@ def check(database_url: str, migrations_dir: Path) -> None:
     command.check(alembic_config(database_url, migrations_dir))
 
 
-def head_revision(migrations_dir: Path) -> str | None:
-    return ScriptDirectory.from_config(alembic_config("sqlite://", migrations_dir)).get_current_head()
+def head_revision(migrations_dir: Path) -> str:
+    """The latest revision(s), comma-separated when the graph has several heads."""
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://", migrations_dir)).get_heads()
+    return ",".join(sorted(heads))
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revision(engine: Engine) -> str:
+    """The revision(s) the database is at, in the same form as head_revision ('' when none)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return ",".join(sorted(MigrationContext.configure(connection).get_current_heads()))

@@ -121,7 +121,15 @@ class QuestionnaireResponseRow(ResourceRow):
             "pk",
         ),
         Index("ix_questionnaire_response_subject_authored", "subject_id", "subject_type", "authored_key", "pk"),
-        Index("ix_questionnaire_response_identifier", "identifier_value", "identifier_system"),
+        # A response carrying a business identifier is stored at most once (idempotent retries).
+        Index(
+            "uq_questionnaire_response_identifier_live",
+            "identifier_value",
+            "identifier_system_key",
+            unique=True,
+            postgresql_where=text("NOT deleted AND identifier_value IS NOT NULL"),
+            sqlite_where=text("NOT deleted AND identifier_value IS NOT NULL"),
+        ),
         Index("ix_questionnaire_response_authored", "authored_key", "pk"),
         Index("ix_questionnaire_response_updated", "last_updated", "pk"),
     )
@@ -141,6 +149,8 @@ class QuestionnaireResponseRow(ResourceRow):
     authored_key: Mapped[datetime]
     identifier_system: Mapped[str | None] = mapped_column(String(512))
     identifier_value: Mapped[str | None] = mapped_column(String(256))
+    # identifier_system or '' (NULLs are distinct in unique indexes, so a system-less identifier needs a key).
+    identifier_system_key: Mapped[str] = mapped_column(String(512), server_default="")
 
 
 class ObservationRow(ResourceRow):

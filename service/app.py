@@ -17,11 +17,12 @@ from service.auth.tokens import TokenVerifier
 from service.config import Settings
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
+from service.flags import FlagRules
 from service.interactions import READ_ONLY, ReadOnlyRules, ResourceInteractions
 from service.observability import Metrics, configure_logging
 from service.questionnaires import QuestionnaireRules, load_library
 from service.store.db import Database
-from service.store.kinds import AUDIT_EVENT, OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
+from service.store.kinds import AUDIT_EVENT, FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
 from service.submissions import QuestionnaireResponseRules
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -65,6 +66,7 @@ def build_resources(settings: Settings, db: Database) -> dict[str, ResourceInter
         ),
         "Observation": ResourceInteractions(db, OBSERVATION, ReadOnlyRules(), settings, allowed=READ_ONLY),
         "Provenance": ResourceInteractions(db, PROVENANCE, ReadOnlyRules(), settings, allowed=READ_ONLY),
+        "Flag": ResourceInteractions(db, FLAG, FlagRules(), settings, allowed=READ_ONLY | {"update"}),
         "AuditEvent": ResourceInteractions(
             db, AUDIT_EVENT, ReadOnlyRules(), settings, allowed=frozenset({"read", "search-type"})
         ),

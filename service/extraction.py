@@ -257,3 +257,30 @@ def provenance(
             {"role": "source", "what": {"reference": questionnaire_reference, "display": questionnaire_canonical}}
         ],
     }
+
+
+FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+
+
+def safety_flag(message: str, response: Mapping[str, Any], response_reference: str) -> dict[str, Any]:
+    """A raised safety item as a FHIR Flag: active until a clinician has reviewed it."""
+    flag: dict[str, Any] = {
+        "resourceType": "Flag",
+        "extension": [{"url": FLAG_DETAIL, "valueReference": {"reference": response_reference}}],
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "clinical",
+                     "display": "Clinical"}
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": f"{BASE}/CodeSystem/flag", "code": "safety", "display": "Safety item"}],
+                 "text": message},
+    }  # fmt: skip
+    if "subject" in response:
+        flag["subject"] = response["subject"]
+    if "authored" in response:
+        flag["period"] = {"start": response["authored"]}
+    return flag

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 
 from service.change import Change, PreviousScore, compare_scores
-from service.extraction import Extracted, extract_observations, provenance
+from service.extraction import Extracted, extract_observations, provenance, safety_flag
 from service.fhir import jsonio
 from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, Unprocessable
@@ -20,8 +20,8 @@ from service.interactions import Prepared
 from service.scoring import ScoringResult, score_response
 from service.store import derived
 from service.store import questionnaires as store
-from service.store.kinds import OBSERVATION, PROVENANCE
-from service.store.models import ObservationRow, QuestionnaireResponseRow, QuestionnaireRow, ResourceRow
+from service.store.kinds import FLAG, OBSERVATION, PROVENANCE
+from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow, QuestionnaireRow, ResourceRow
 from service.store.repository import ResourceRepository, StoredVersion, new_id
 from service.validation import validate_response
 
@@ -159,6 +159,7 @@ class QuestionnaireResponseRules:
         response = prepared.resource
         observations = ResourceRepository(session, OBSERVATION)
         existing = {obs.source_key: obs for obs in derived.observations_of(session, row.id)}
+        self._sync_flags(session, row, submission, response)
         if response.get("status") not in SCORED_STATUSES:
             self._withdraw(observations, existing.values())
             return
@@ -202,8 +203,28 @@ class QuestionnaireResponseRules:
 
     def after_delete(self, session: Session, row: ResourceRow) -> None:
         observations = ResourceRepository(session, OBSERVATION)
-        for obs in derived.observations_of(session, row.id):
-            observations.delete(obs)
+        for observation in derived.derived_from(session, ObservationRow, row.id):
+            observations.delete(observation)
+        flags = ResourceRepository(session, FLAG)
+        for flag in derived.derived_from(session, FlagRow, row.id):
+            flags.delete(flag)
+
+    def _sync_flags(
+        self, session: Session, row: QuestionnaireResponseRow, submission: Submission, response: dict[str, Any]
+    ) -> None:
+        """One Flag per raised safety item. A reviewed flag stays reviewed when the response is amended; a flag
+        whose item is no longer raised (or whose response is withdrawn) is marked entered-in-error."""
+        flags = ResourceRepository(session, FLAG)
+        existing = {flag.source_key: flag for flag in derived.derived_from(session, FlagRow, row.id)}
+        raised = submission.scoring.safety_flags if response.get("status") in SCORED_STATUSES else ()
+        for raised_flag in raised:
+            key = raised_flag.link_id or raised_flag.message
+            if existing.pop(key, None) is None:
+                resource = safety_flag(raised_flag.message, response, f"QuestionnaireResponse/{row.id}")
+                new_row, _ = flags.create(resource)
+                assert isinstance(new_row, FlagRow)
+                new_row.source_key = key
+        self._withdraw(flags, existing.values())
 
     def _store_observation(
         self, repository: ResourceRepository, current: ObservationRow | None, item: Extracted, response_id: str

@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
@@ -18,6 +19,7 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "Questionnaire": Questionnaire,
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,
+    "Flag": Flag,
 }
 
 

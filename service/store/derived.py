@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store.models import ObservationRow, QuestionnaireResponseRow
+from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow
+
+Derived = TypeVar("Derived", ObservationRow, FlagRow)
 
 SCORED_STATUSES = ("completed", "amended")
 
 
+def derived_from(session: Session, model: type[Derived], response_id: str) -> list[Derived]:
+    """The live Observations (or Flags) derived from one response, any status."""
+    return list(session.scalars(select(model).where(model.derived_from_id == response_id, model.deleted.is_(False))))
+
+
 def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
-    """The live Observations derived from one response (any status)."""
-    return list(
-        session.scalars(
-            select(ObservationRow).where(
-                ObservationRow.derived_from_id == response_id, ObservationRow.deleted.is_(False)
-            )
-        )
-    )
+    return derived_from(session, ObservationRow, response_id)
 
 
 def previous_response(

@@ -25,6 +25,7 @@ from service.store.filters import (
 )
 from service.store.models import (
     AuditEventRow,
+    FlagRow,
     ObservationRow,
     ObservationToken,
     ProvenanceRow,
@@ -391,6 +392,45 @@ AUDIT_EVENT = ResourceKind(
     sort_columns={"date": AE.last_updated, "_lastUpdated": AE.last_updated},
     index=_index_audit_event,
     versioned=False,
+)
+
+# Flag ----------------------------------------------------------------------------------------------------
+
+FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+
+
+def _index_flag(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, FlagRow)
+    row.status = resource.get("status", "")
+    row.subject_type, row.subject_id = split_reference(resource.get("subject"))
+    details = [e.get("valueReference") for e in resource.get("extension", []) if e.get("url") == FLAG_DETAIL]
+    references = [split_reference(detail) for detail in details]
+    row.derived_from_id = next((rid for rtype, rid in references if rtype == "QuestionnaireResponse"), None)
+
+
+FLAG = ResourceKind(
+    resource_type="Flag",
+    model=FlagRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient the flag is about", "Patient"),
+            "subject": SearchParamDef("subject", "reference", "The subject of the flag"),
+            "status": SearchParamDef(
+                "status", "token", "active (not yet reviewed) | inactive (reviewed) | entered-in-error"
+            ),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(FlagRow),
+        "patient": reference_filter(FlagRow.subject_type, FlagRow.subject_id),
+        "subject": reference_filter(FlagRow.subject_type, FlagRow.subject_id),
+        "status": token_filter(FlagRow.status),
+    },
+    sort_columns={"_lastUpdated": FlagRow.last_updated},
+    index=_index_flag,
+    compartment=lambda row: _patient_of(row),
 )
 
 KINDS: Mapping[str, ResourceKind] = {

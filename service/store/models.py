@@ -229,3 +229,20 @@ class AuditEventRow(ResourceRow):
     patient_id: Mapped[str | None] = mapped_column(String(128))
     entity_type: Mapped[str | None] = mapped_column(String(64))
     entity_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class FlagRow(ResourceRow):
+    """Safety flags raised by scored responses (FHIR Flag), active until a clinician reviews them."""
+
+    __tablename__ = "flag"
+    __table_args__ = (
+        Index("ix_flag_subject_status", "subject_id", "subject_type", "status", "pk"),
+        Index("ix_flag_derived_from", "derived_from_id"),
+        Index("ix_flag_updated", "last_updated", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(24))
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    derived_from_id: Mapped[str | None] = mapped_column(String(64))
+    source_key: Mapped[str | None] = mapped_column(String(256))

@@ -64,6 +64,7 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Provenance",
         "StructureDefinition",
         "AuditEvent",
+        "Flag",
     }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}

@@ -247,3 +247,49 @@ def test_structure_definitions_of_every_documented_extension_are_served(fhir: Fh
     one = fhir.get("StructureDefinition/score-band").get_json()
     assert one["url"] == "https://recovery-proms.org/fhir/StructureDefinition/score-band"
     assert fhir.get("StructureDefinition/nothing").status_code == 404
+
+
+def _flagged_questionnaire() -> dict[str, Any]:
+    questionnaire = scored_questionnaire()
+    questionnaire["version"] = "1.1.0"
+    questionnaire["item"][2]["extension"] = [
+        {
+            "url": "https://recovery-proms.org/fhir/StructureDefinition/safety-flag",
+            "extension": [
+                {
+                    "url": "condition",
+                    "valueExpression": {
+                        "language": "text/fhirpath",
+                        "expression": "%resource.item.where(linkId = 'c').answer.value.weight() >= 3",
+                    },
+                },
+                {"url": "message", "valueString": "Could not sleep at all"},
+            ],
+        }
+    ]
+    return questionnaire
+
+
+def test_safety_items_raise_flags_that_a_clinician_reviews(fhir: Fhir) -> None:
+    fhir.create(_flagged_questionnaire())
+    flagged = scored_response(("never", "never", "always"))
+    flagged["questionnaire"] = f"{URL}|1.1.0"
+    stored = fhir.create(flagged)
+    quiet = {**scored_response(("never", "never", "never")), "questionnaire": f"{URL}|1.1.0"}
+    fhir.create(quiet)
+    flags = fhir.get("Flag?patient=p1&status=active").get_json()
+    assert flags["total"] == 1
+    flag = flags["entry"][0]["resource"]
+    assert flag["code"]["text"] == "Could not sleep at all"
+    assert flag["extension"][0]["valueReference"] == {"reference": f"QuestionnaireResponse/{stored['id']}"}
+    reviewed = fhir.put(f"Flag/{flag['id']}", {**flag, "status": "inactive"})
+    assert reviewed.status_code == 200
+    assert fhir.get("Flag?patient=p1&status=active").get_json()["total"] == 0
+    tampered = fhir.put(f"Flag/{flag['id']}", {**flag, "status": "inactive", "code": {"text": "nothing"}})
+    assert tampered.status_code == 422
+    # Amending keeps the review; withdrawing the response withdraws the flag.
+    fhir.put(f"QuestionnaireResponse/{stored['id']}", {**stored, "status": "amended"})
+    assert fhir.get(f"Flag/{flag['id']}").get_json()["status"] == "inactive"
+    fhir.put(f"QuestionnaireResponse/{stored['id']}", {**stored, "status": "entered-in-error"})
+    assert fhir.get(f"Flag/{flag['id']}").get_json()["status"] == "entered-in-error"
+    assert fhir.post("Flag", flag).status_code == 405

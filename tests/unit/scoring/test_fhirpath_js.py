@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from service.scoring import ScoringResult, score_response
+from tests.node_packages import node_with
 
 pytestmark = pytest.mark.e2e
 
@@ -206,14 +206,7 @@ def agrees(expected: Any, outcome: Json) -> bool:
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    executable = shutil.which("node")
-    if executable is None:
-        pytest.skip("node is not installed")
-    if not (NODE_DIR / "node_modules" / "fhirpath").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True, timeout=300
-        )
-    return executable
+    return node_with("fhirpath")
 
 
 def test_python_and_fhirpath_js_agree(node: str) -> None:

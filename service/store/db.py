@@ -22,6 +22,8 @@ def ensure_sqlite_directory(url: str) -> None:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Transactions are begun explicitly (see _on_sqlite_begin), not by the driver's implicit rules.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers work while one writer commits; the busy timeout makes writers queue, not fail.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -31,11 +33,22 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _on_sqlite_begin(connection: Any) -> None:
+    # A writer takes the write lock when it begins (BEGIN IMMEDIATE), so it waits its turn under the busy
+    # timeout instead of failing with "database is locked" when upgrading a read lock mid-transaction.
+    immediate = connection.get_execution_options().get(WRITE_TRANSACTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITE_TRANSACTION = "proms_write_transaction"
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=5)
 
@@ -56,6 +69,7 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed when the block ends, rolled back on any error."""
         with self._sessions() as session, session.begin():
+            session.connection(execution_options={WRITE_TRANSACTION: True})
             yield session
 
     @contextmanager

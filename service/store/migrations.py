@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from service.store.db import ensure_sqlite_directory
+from service.store.db import create_db_engine, ensure_sqlite_directory
 
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:
@@ -25,6 +25,12 @@ def upgrade(database_url: str, migrations_dir: Path) -> None:
     ensure_sqlite_directory(database_url)
     # "heads": independent features may add migrations on separate branches of the revision graph.
     command.upgrade(alembic_config(database_url, migrations_dir), "heads")
+    if database_url.startswith("sqlite"):
+        # Leave the file in WAL mode, so that the first connections of several processes never race to set it.
+        engine = create_db_engine(database_url)
+        with engine.connect():
+            pass
+        engine.dispose()
 
 
 def check(database_url: str, migrations_dir: Path) -> None:

@@ -48,6 +48,9 @@ def test_a_deleted_response_frees_its_identifier(fhir: Fhir) -> None:
     assert fhir.post("QuestionnaireResponse", _with_identifier("D-1")).status_code == 201
 
 
+IDENTIFIERS = 50
+
+
 def test_parallel_submissions_of_the_same_identifiers_store_each_once(app: Flask, keys: Keys) -> None:
     token = keys.token()
     statuses: list[int] = []
@@ -58,23 +61,23 @@ def test_parallel_submissions_of_the_same_identifiers_store_each_once(app: Flask
         client = app.test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         fhir = Fhir(client)
-        for number in range(20):
-            value = f"R-{(number + worker) % 20}"
+        for number in range(IDENTIFIERS):
+            value = f"R-{(number + worker * 7) % IDENTIFIERS}"
             result = fhir.post("QuestionnaireResponse", _with_identifier(value))
             with lock:
                 statuses.append(result.status_code)
                 if result.status_code in (200, 201):
                     ids.setdefault(value, set()).add(result.get_json()["id"])
 
-    threads = [threading.Thread(target=submit, args=(worker,)) for worker in range(8)]
+    threads = [threading.Thread(target=submit, args=(worker,)) for worker in range(8)]  # 8 x 50 submissions
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert set(statuses) <= {200, 201}, statuses
-    assert statuses.count(201) == 20
+    assert statuses.count(201) == IDENTIFIERS
     assert all(len(found) == 1 for found in ids.values())
     check = Fhir(app.test_client())
     check.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    assert check.get("QuestionnaireResponse?_summary=count").get_json()["total"] == 20
-    assert check.get("Observation?_summary=count").get_json()["total"] == 40
+    assert check.get("QuestionnaireResponse?_summary=count").get_json()["total"] == IDENTIFIERS
+    assert check.get("Observation?_summary=count").get_json()["total"] == 2 * IDENTIFIERS

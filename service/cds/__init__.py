@@ -1,0 +1,1 @@
+"""CDS Hooks for clinicians: what a person's measures say, as cards (pure: no Flask, no database)."""

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit postgres node-deps bench clean
+.PHONY: install run test lint typecheck unit postgres node-deps browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Local development: no authentication, so it only listens on loopback (the service refuses otherwise).
+# The worker (subscription notifications, bulk exports) runs beside the server and stops with it.
 run: install
 	$(BIN)/proms db upgrade
 	$(BIN)/proms questionnaires load
-	PROMS_AUTH=$${PROMS_AUTH:-none} exec $(BIN)/proms serve
+	export PROMS_AUTH=$${PROMS_AUTH:-none}; \
+	$(BIN)/proms worker & worker=$$!; \
+	$(BIN)/proms serve & server=$$!; \
+	trap 'kill -TERM $$server $$worker 2>/dev/null' INT TERM; \
+	wait $$server; status=$$?; \
+	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
+	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
 
 # PostgreSQL is a test target too: start the machine's cluster if it is installed but down.
 postgres:
@@ -29,6 +36,10 @@ postgres:
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 		for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	fi
+
+# The browser tests drive Debian's Chromium (never a downloaded one); a clean CI machine gets it here.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 node-deps:
 	@if [ -f tests/node/package-lock.json ]; then \
@@ -46,7 +57,7 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest tests/unit -q
 
-test: install postgres node-deps lint typecheck
+test: install postgres node-deps browser lint typecheck
 	$(BIN)/proms questionnaires check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

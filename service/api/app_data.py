@@ -1,0 +1,97 @@
+"""The launched patient's data for the clinician app, through the same use cases, grants and audit as the API.
+
+The app reads the service's own store, not the EHR: each read or write is a ``ResourceInteractions`` call
+with the Grant a patient-scoped SMART token for that patient would get, inside an audit context, so the
+compartment rules, validation, scoring, extraction and AuditEvents are exactly the API's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app, request
+
+from service.audit import AuditContext, current_audit
+from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
+from service.fhir import jsonio
+from service.fhir.errors import FhirError
+from service.interactions import ResourceInteractions, WriteResult
+
+MAX_RESULTS = 5000  # a dashboard bound: years of weekly measures, far below anything slow
+
+
+@dataclass(frozen=True)
+class Clinician:
+    """Who is looking, for whom: the launch context as the service's access rules see it."""
+
+    subject: str  # the service's Patient id
+    client_id: str | None
+    user: str | None
+    scopes: tuple[str, ...]
+
+    def grant(self, resource_type: str) -> Grant:
+        """The API's grant for a patient-scoped token: definitions are open, health data is this patient's only."""
+        if resource_type in PUBLIC_DEFINITIONS:
+            return Grant(unrestricted=True, client_id=self.client_id, user=self.user, scopes=self.scopes)
+        return Grant(
+            unrestricted=False, patient=self.subject, client_id=self.client_id, user=self.user, scopes=self.scopes
+        )
+
+
+def _resources(resource_type: str) -> ResourceInteractions:
+    resources: Mapping[str, ResourceInteractions] = current_app.extensions["proms.resources"]
+    return resources[resource_type]
+
+
+@contextmanager
+def audited(interaction: Interaction, grant: Grant, query: str | None = None) -> Iterator[None]:
+    """Record the interaction as an AuditEvent, as the API's interaction seam does (a failure is recorded too)."""
+    auditor = current_app.extensions["proms.audit"]
+    context = AuditContext(interaction, request.remote_addr, query, grant=grant)
+    token = current_audit.set(context)
+    try:
+        yield
+    except FhirError as exc:
+        auditor.record(context, exc.status, failed=True)
+        raise
+    except Exception:
+        auditor.record(context, 500, failed=True)
+        raise
+    finally:
+        current_audit.reset(token)
+    auditor.record(context, 201 if interaction.name == "create" else 200, failed=False)
+
+
+def search_all(clinician: Clinician, resource_type: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every match of a search, page after page (one audited search)."""
+    resources = _resources(resource_type)
+    grant = clinician.grant(resource_type)
+    pairs = [*pairs, ("_count", str(resources.settings.max_page_size))]
+    found: list[dict[str, Any]] = []
+    with audited(Interaction("search-type", resource_type), grant, urlencode(pairs)):
+        page_token: str | None = None
+        while len(found) < MAX_RESULTS:
+            search = resources.parse_search([*pairs, *([("_page", page_token)] if page_token else [])], strict=True)
+            page = resources.search(search, grant=grant)
+            found.extend(jsonio.loads_object(body) for _, body in page.matches)
+            page_token = page.next_page
+            if page_token is None:
+                break
+    return found
+
+
+def read(clinician: Clinician, resource_type: str, resource_id: str) -> dict[str, Any]:
+    grant = clinician.grant(resource_type)
+    with audited(Interaction("read", resource_type, resource_id), grant):
+        return _resources(resource_type).read(resource_id, grant=grant).resource()
+
+
+def submit_response(clinician: Clinician, response: dict[str, Any]) -> WriteResult:
+    """Store a QuestionnaireResponse exactly as POST /fhir/QuestionnaireResponse would: validated, scored, audited."""
+    grant = clinician.grant("QuestionnaireResponse")
+    with audited(Interaction("create", "QuestionnaireResponse"), grant):
+        return _resources("QuestionnaireResponse").create(response, grant=grant)

@@ -1,0 +1,476 @@
+"""The SMART on FHIR clinician app under /app: launch, the patient's dashboard, completing a measure in the page."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from service.api import app_data
+from service.api.app_data import Clinician
+from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
+from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
+from service.app_ui.dashboard import build_dashboard, results_of_response, safety_notices
+from service.app_ui.forms import FormItem, attach_issues, build_response, form_items, read_form, refresh_enablement
+from service.app_ui.history import (
+    CHANGE_WORDS,
+    canonical_url,
+    format_date,
+    format_number,
+    instrument_histories,
+    parse_when,
+)
+from service.app_ui.patients import PatientMappingError, map_patient
+from service.app_ui.schedule import describe_due
+from service.config import Settings
+from service.fhir.dates import instant_text
+from service.fhir.errors import FhirError, Forbidden, NotFound
+
+blueprint = Blueprint("smart_app", __name__, url_prefix="/app")
+log = logging.getLogger("proms.app")
+
+# No inline script or style anywhere under /app: scripts and styles come from /static only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+MAX_SESSION_SECONDS = 8 * 60 * 60
+REQUIRED_TEXT = "This question needs an answer"
+PENDING_SECONDS = 10 * 60
+_SUBMISSION_ID = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+class AppNotConfigured(Exception):
+    """The app needs PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS."""
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["proms.settings"]
+    return settings
+
+
+def _app_root(settings: Settings) -> str:
+    """The public address the app is served at, from the FHIR base (so it is right behind a proxy too)."""
+    return settings.base_url.removesuffix("/fhir").rstrip("/")
+
+
+def _redirect_uri(settings: Settings) -> str:
+    return f"{_app_root(settings)}/app/callback"
+
+
+def _check_configured() -> Settings:
+    settings = _settings()
+    if not (settings.smart_client_id and settings.app_secret_key and settings.smart_iss):
+        raise AppNotConfigured()
+    return settings
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _check_csrf() -> None:
+    expected, given = session.get("csrf"), request.form.get("csrf_token", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
+        abort(400, "The form has expired or did not come from this app; open it again and resubmit.")
+
+
+def _launched() -> dict[str, Any] | None:
+    launch = session.get("launch")
+    if not isinstance(launch, dict) or float(launch.get("expires_at", 0)) < time.time():
+        return None
+    return launch
+
+
+def launched_view(view: V) -> V:
+    """Views that need a completed launch: without one (or once it expired) go back to the launch page."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _check_configured()
+        launch = _launched()
+        if launch is None:
+            session.clear()
+            return redirect(url_for("smart_app.launch"))
+        g.launch = launch
+        g.clinician = Clinician(
+            subject=launch["subject"],
+            client_id=_settings().smart_client_id,
+            user=launch.get("user"),
+            scopes=tuple(launch.get("scopes", ())),
+        )
+        return view(*args, **kwargs)
+
+    return cast(V, wrapper)
+
+
+def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    launch = g.get("launch")
+    return render_template(template, launch=launch, csrf_token=_csrf_token() if launch else None, **context), status
+
+
+@blueprint.context_processor
+def _helpers() -> dict[str, Any]:
+    """What the templates format with (the SVG is built escaped by service.app_ui.charts, hence Markup)."""
+    return {
+        "format_date": format_date,
+        "format_number": format_number,
+        "parse_when": parse_when,
+        "describe_due": describe_due,
+        "change_words": {**CHANGE_WORDS, "unknown": "not assessed"},
+        "svg": Markup,
+    }
+
+
+# launch ------------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def index() -> WerkzeugResponse:
+    return redirect(url_for("smart_app.dashboard"))
+
+
+@blueprint.get("/launch")
+def launch() -> Any:
+    """EHR launch (iss and launch) or standalone launch (iss only); without iss, how to open the app."""
+    settings = _check_configured()
+    iss = request.args.get("iss", "").rstrip("/")
+    if not iss:
+        return _render("app/launch.html", ehrs=settings.smart_iss)
+    if iss not in settings.smart_iss:
+        raise LaunchError("This EHR is not one this service is set up to trust (PROMS_SMART_ISS)")
+    endpoints = discover(iss)
+    launch_token = request.args.get("launch") or None
+    authorization = SmartClient(settings).authorization_request(endpoints, iss, launch_token, _redirect_uri(settings))
+    session.clear()
+    session["pending"] = {
+        "iss": iss,
+        "state": authorization.state,
+        "code_verifier": authorization.code_verifier,
+        "token_endpoint": endpoints.token,
+        "issuer": endpoints.issuer,
+        "jwks_uri": endpoints.jwks_uri,
+    }
+    session[EXPIRES] = time.time() + PENDING_SECONDS
+    return redirect(authorization.url)
+
+
+@blueprint.get("/callback")
+def callback() -> Any:
+    settings = _check_configured()
+    pending = session.get("pending")
+    state = request.args.get("state", "")
+    if not isinstance(pending, dict) or not hmac.compare_digest(str(pending.get("state")), state):
+        raise LaunchError("This sign-in does not match one the app started; launch the app again from the EHR")
+    if request.args.get("error"):
+        description = request.args.get("error_description") or request.args["error"]
+        raise LaunchError(f"The EHR did not authorize the app: {description}")
+    client = SmartClient(settings)
+    token = client.exchange(
+        pending["token_endpoint"], request.args.get("code", ""), pending["code_verifier"], _redirect_uri(settings)
+    )
+    ehr_patient = token.get("patient")
+    if not isinstance(ehr_patient, str) or not ehr_patient:
+        raise LaunchError("The EHR gave no patient context: open the app from a patient's record")
+    endpoints = SmartEndpoints("", pending["token_endpoint"], pending.get("issuer"), pending.get("jwks_uri"))
+    user = client.user_of(token, endpoints)
+    patient = client.read_patient(pending["iss"], ehr_patient, token)
+    try:
+        context = map_patient(ehr_patient, patient, settings.smart_patient_identifier_system)
+    except PatientMappingError as exc:
+        raise LaunchError(str(exc)) from None
+    lifetime = token.get("expires_in")
+    seconds = min(float(lifetime), MAX_SESSION_SECONDS) if isinstance(lifetime, int | float) else 3600.0
+    expires_at = time.time() + seconds
+    session.clear()
+    session.rotate()  # type: ignore[attr-defined]
+    session.update(
+        {
+            "launch": {
+                "iss": pending["iss"],
+                "ehr_patient": context.ehr_patient,
+                "subject": context.subject,
+                "name": context.name,
+                "identifier": context.identifier,
+                "user": user,
+                "scopes": str(token.get("scope") or "").split(),
+                "expires_at": expires_at,
+            },
+            # Kept only here, on the server: the browser never sees the EHR's tokens.
+            "token": token,
+            "csrf": secrets.token_urlsafe(32),
+            EXPIRES: expires_at,
+        }
+    )
+    log.info("clinician app launched", extra={"iss": pending["iss"], "mapped": context.identifier is not None})
+    return redirect(url_for("smart_app.dashboard"))
+
+
+@blueprint.post("/sign-out")
+def sign_out() -> WerkzeugResponse:
+    _check_csrf()
+    session.clear()
+    return redirect(url_for("smart_app.launch"))
+
+
+# the dashboard -----------------------------------------------------------------------------------------
+
+
+def _questionnaires(clinician: Clinician, responses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The definitions by url: the version each instrument was last answered with, else the active one."""
+    active = app_data.search_all(clinician, "Questionnaire", [("status", "active"), ("_sort", "title")])
+    by_canonical = {f"{q.get('url')}|{q.get('version')}": q for q in active}
+    latest: dict[str, str] = {}
+    for response in responses:  # oldest first: the last one seen is the latest
+        latest[canonical_url(response.get("questionnaire"))] = str(response.get("questionnaire"))
+    for canonical in set(latest.values()) - set(by_canonical):
+        url, _, version = canonical.partition("|")
+        pairs = [("url", url)] + ([("version", version)] if version else [])
+        for questionnaire in app_data.search_all(clinician, "Questionnaire", pairs):
+            by_canonical.setdefault(f"{questionnaire.get('url')}|{questionnaire.get('version')}", questionnaire)
+    by_url = {str(q.get("url")): q for q in active}
+    for url, canonical in latest.items():
+        if canonical in by_canonical:
+            by_url[url] = by_canonical[canonical]
+        elif "|" not in canonical and url not in by_url:
+            matches = [q for key, q in by_canonical.items() if key.startswith(f"{url}|")]
+            if matches:
+                by_url[url] = matches[-1]
+    return by_url
+
+
+def _patient_data(clinician: Clinician) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    responses = app_data.search_all(
+        clinician,
+        "QuestionnaireResponse",
+        [("patient", clinician.subject), ("status", "completed,amended"), ("_sort", "authored")],
+    )
+    observations = app_data.search_all(
+        clinician,
+        "Observation",
+        [("patient", clinician.subject), ("category", "survey"), ("status", "final,amended"), ("_sort", "date")],
+    )
+    return responses, observations
+
+
+@blueprint.get("/patient")
+@launched_view
+def dashboard() -> Any:
+    clinician: Clinician = g.clinician
+    settings = _settings()
+    flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject), ("status", "active")])
+    responses, observations = _patient_data(clinician)
+    questionnaires = _questionnaires(clinician, responses)
+    view = build_dashboard(
+        questionnaires, responses, observations, flags, dict(settings.schedule), datetime.now(UTC).date()
+    )
+    available = sorted(
+        ((str(q["id"]), str(q.get("title") or q.get("name") or q["id"])) for q in questionnaires.values()
+         if q.get("status") == "active" and q.get("id")),
+        key=lambda pair: pair[1].lower(),
+    )  # fmt: skip
+    return _render("app/dashboard.html", view=view, available=available)
+
+
+# completing a measure ----------------------------------------------------------------------------------
+
+
+def _active_questionnaire(clinician: Clinician, questionnaire_id: str) -> dict[str, Any]:
+    try:
+        questionnaire = app_data.read(clinician, "Questionnaire", questionnaire_id)
+    except FhirError:
+        abort(404, "There is no such questionnaire")
+    if questionnaire.get("status") != "active":
+        abort(404, "This questionnaire is not in use (not active)")
+    return questionnaire
+
+
+def _render_form(
+    questionnaire: dict[str, Any],
+    items: list[FormItem],
+    *,
+    status: int = 200,
+    errors: list[tuple[FormItem, str]] | None = None,
+    general: list[str] | None = None,
+    submission_id: str | None = None,
+) -> tuple[str, int]:
+    return _render(
+        "app/questionnaire.html",
+        status,
+        questionnaire=questionnaire,
+        items=items,
+        errors=errors or [],
+        general=general or [],
+        submission_id=submission_id or f"urn:uuid:{uuid.uuid4()}",
+    )
+
+
+@blueprint.get("/questionnaires/<questionnaire_id>")
+@launched_view
+def questionnaire_form(questionnaire_id: str) -> Any:
+    questionnaire = _active_questionnaire(g.clinician, questionnaire_id)
+    items = form_items(questionnaire)
+    refresh_enablement(items)
+    return _render_form(questionnaire, items)
+
+
+@blueprint.post("/questionnaires/<questionnaire_id>")
+@launched_view
+def submit_questionnaire(questionnaire_id: str) -> Any:
+    _check_csrf()
+    clinician: Clinician = g.clinician
+    questionnaire = _active_questionnaire(clinician, questionnaire_id)
+    submitted = read_form(questionnaire, request.form.to_dict(flat=False))
+    submission_id = request.form.get("submission_id", "")
+    submission_id = submission_id if _SUBMISSION_ID.match(submission_id) else f"urn:uuid:{uuid.uuid4()}"
+    if request.form.get("action") == "refresh":
+        for item, _ in submitted.errors:
+            item.errors = []
+        return _render_form(questionnaire, submitted.items, submission_id=submission_id)
+    if submitted.errors:
+        return _render_form(
+            questionnaire, submitted.items, status=422, errors=submitted.errors, submission_id=submission_id
+        )
+    response = build_response(
+        questionnaire,
+        submitted.answers,
+        subject=clinician.subject,
+        authored=instant_text(datetime.now(UTC).replace(tzinfo=None)),
+        author=clinician.user,
+        identifier=submission_id,
+    )
+    try:
+        result = app_data.submit_response(clinician, response)
+    except FhirError as exc:
+        if exc.status not in (400, 422):
+            raise
+        issues = [
+            (
+                issue.link_id,
+                issue.expression,
+                REQUIRED_TEXT if issue.code == "required" and issue.link_id else issue.text,
+            )
+            for issue in exc.issues
+            if issue.is_error
+        ]
+        general = attach_issues(submitted.items, response, issues)
+        errors = [(item, message) for item in _walk(submitted.items) if item.enabled for message in item.errors]
+        return _render_form(
+            questionnaire, submitted.items, status=422, errors=errors, general=general, submission_id=submission_id
+        )
+    return redirect(url_for("smart_app.response_result", response_id=result.stored.id), code=303)
+
+
+def _walk(items: list[FormItem]) -> list[FormItem]:
+    found = []
+    for item in items:
+        found.append(item)
+        found.extend(_walk(item.children))
+    return found
+
+
+@blueprint.get("/responses/<response_id>")
+@launched_view
+def response_result(response_id: str) -> Any:
+    """A stored response's scores, bands, change and safety flags, straight after it was submitted."""
+    clinician: Clinician = g.clinician
+    try:
+        response = app_data.read(clinician, "QuestionnaireResponse", response_id)
+    except (Forbidden, NotFound):
+        abort(404, "There is no such response for this patient")
+    responses, observations = _patient_data(clinician)
+    questionnaires = _questionnaires(clinician, responses)
+    url = canonical_url(response.get("questionnaire"))
+    histories = instrument_histories(
+        {url: questionnaires[url]} if url in questionnaires else {}, responses, observations
+    )
+    results = results_of_response(histories[0], response_id) if histories else []
+    flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject), ("status", "active")])
+    notices = [notice for notice in safety_notices(flags) if notice.response_id == response_id]
+    return _render(
+        "app/result.html",
+        response=response,
+        questionnaire=questionnaires.get(url),
+        results=results,
+        flags=notices,
+    )
+
+
+# errors, as pages ---------------------------------------------------------------------------------------
+
+
+def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    return _render("app/error.html", status, title=title, message=message)
+
+
+@blueprint.errorhandler(AppNotConfigured)
+def _not_configured(exc: AppNotConfigured) -> tuple[str, int]:
+    return _error_page(
+        503,
+        "The clinician app is not set up",
+        "Set PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS to use it.",
+    )
+
+
+@blueprint.errorhandler(LaunchError)
+def _launch_failed(exc: LaunchError) -> tuple[str, int]:
+    log.warning("clinician app launch refused", extra={"reason": str(exc)})
+    return _error_page(400, "The app could not be launched", str(exc))
+
+
+@blueprint.errorhandler(FhirError)
+def _fhir_error(exc: FhirError) -> tuple[str, int]:
+    return _error_page(exc.status, "That could not be done", "; ".join(issue.text for issue in exc.issues))
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    return _error_page(exc.code or 500, exc.name, exc.description or exc.name)
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(exc: Exception) -> tuple[str, int]:
+    log.exception("clinician app error", extra={"error": type(exc).__name__})
+    return _error_page(
+        500,
+        "Something went wrong",
+        f"The app could not complete the request (request id {g.get('request_id', 'unknown')}); it has been logged.",
+    )
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.extensions["proms.settings"]
+    app.session_interface = ServerSessionInterface(
+        FileSessionStore(Path(settings.app_session_dir)),
+        settings.app_secret_key,
+        secure=settings.base_url.startswith("https://"),
+    )
+    app.register_blueprint(blueprint)

@@ -7,23 +7,48 @@ import re
 import time
 import uuid
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from flask import Flask, Response, g, request
 
-from service.api import conformance, errors, fhir_rest, operations, ops, smart
+from service.api import (
+    bulk,
+    cds_hooks,
+    conformance,
+    errors,
+    fhir_rest,
+    operations,
+    ops,
+    smart,
+    smart_app,
+    subscription_ops,
+)
 from service.audit import DatabaseAuditor
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
-from service.config import Settings
+from service.config import LOOPBACK_HOSTS, Settings
+from service.faults import FaultPoints
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
 from service.flags import FlagRules
-from service.interactions import READ_ONLY, ReadOnlyRules, ResourceInteractions
+from service.groups import GroupRules
+from service.interactions import READ_ONLY, READ_WRITE, ReadOnlyRules, ResourceInteractions
 from service.observability import Metrics, configure_logging
 from service.questionnaires import QuestionnaireRules, load_library
 from service.store.db import Database
-from service.store.kinds import AUDIT_EVENT, FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE
+from service.store.kinds import (
+    AUDIT_EVENT,
+    FLAG,
+    GROUP,
+    OBSERVATION,
+    PROVENANCE,
+    QUESTIONNAIRE,
+    QUESTIONNAIRE_RESPONSE,
+    SUBSCRIPTION,
+)
 from service.submissions import QuestionnaireResponseRules
+from service.subscriptions import SubscriptionInteractions
+from service.topics import TOPICS
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 log = logging.getLogger("proms.http")
@@ -41,11 +66,18 @@ INTERACTION_ORDER = (
 )
 
 
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
 OPERATIONS = {
     "QuestionnaireResponse": (
         ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
         ("extract", "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"),
-    )
+    ),
+    "Subscription": (
+        ("status", f"{BACKPORT}/OperationDefinition/backport-subscription-status"),
+        ("events", f"{BACKPORT}/OperationDefinition/backport-subscription-events"),
+    ),
+    "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
 }
 
 
@@ -62,7 +94,12 @@ def build_resources(settings: Settings, db: Database) -> dict[str, ResourceInter
     return {
         "Questionnaire": ResourceInteractions(db, QUESTIONNAIRE, QuestionnaireRules(), settings),
         "QuestionnaireResponse": ResourceInteractions(
-            db, QUESTIONNAIRE_RESPONSE, QuestionnaireResponseRules(settings.base_url, software), settings
+            db,
+            QUESTIONNAIRE_RESPONSE,
+            QuestionnaireResponseRules(
+                settings.base_url, software, FaultPoints(settings.faults, enabled=settings.host in LOOPBACK_HOSTS)
+            ),
+            settings,
         ),
         "Observation": ResourceInteractions(db, OBSERVATION, ReadOnlyRules(), settings, allowed=READ_ONLY),
         "Provenance": ResourceInteractions(db, PROVENANCE, ReadOnlyRules(), settings, allowed=READ_ONLY),
@@ -70,6 +107,8 @@ def build_resources(settings: Settings, db: Database) -> dict[str, ResourceInter
         "AuditEvent": ResourceInteractions(
             db, AUDIT_EVENT, ReadOnlyRules(), settings, allowed=frozenset({"read", "search-type"})
         ),
+        "Subscription": SubscriptionInteractions(db, SUBSCRIPTION, settings, allowed=READ_WRITE - {"history-type"}),
+        "Group": ResourceInteractions(db, GROUP, GroupRules(), settings),
     }
 
 
@@ -97,7 +136,20 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
                 ["read", "search-type"],
                 SearchCapabilities({"url": SearchParamDef("url", "uri", "The extension's canonical URL")}, sorts=()),
                 conditional_create=False,
-            )
+            ),
+            ResourceCapability(
+                "Basic",
+                "http://hl7.org/fhir/StructureDefinition/Basic",
+                ["read", "search-type"],
+                SearchCapabilities(
+                    {
+                        "code": SearchParamDef("code", "token", "SubscriptionTopic: the topics this server publishes"),
+                        "_id": SearchParamDef("_id", "token", "Logical id of the topic"),
+                    },
+                    sorts=(),
+                ),
+                conditional_create=False,
+            ),
         ],
         system_interactions=[],
         security=smart.security_statement(settings) if settings.auth_mode == "jwt" else None,
@@ -105,8 +157,30 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-receiver",
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-response-manager",
+            f"{BACKPORT}/CapabilityStatement/backport-subscription-server-r4",
+            f"{BULK_DATA}/CapabilityStatement/bulk-data",
         ],
     )
+    _declare_exports_and_topics(app.extensions["proms.capability_statement"])
+
+
+def _declare_exports_and_topics(statement: dict[str, Any]) -> None:
+    """Bulk export at system and Patient level, and the topics a Subscription can name."""
+    rest = statement["rest"][0]
+    rest["operation"] = [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}]
+    rest["resource"].append(
+        {
+            "type": "Patient",
+            "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"}],
+        }
+    )
+    for resource in rest["resource"]:
+        if resource["type"] == "Subscription":
+            resource["extension"] = [
+                {"url": f"{BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical",
+                 "valueCanonical": url}
+                for url in TOPICS
+            ]  # fmt: skip
 
 
 CORS_REQUEST_HEADERS = (
@@ -130,6 +204,9 @@ def _request_hooks(app: Flask, settings: Settings, metrics: Metrics) -> None:
         headers.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/fhir") or request.path.startswith("/cds-services"):
             headers.setdefault("Cache-Control", "no-store")  # health data must not sit in shared caches
+        if request.path.startswith("/app"):
+            headers.setdefault("Cache-Control", "no-store")
+            headers.setdefault("Content-Security-Policy", smart_app.CONTENT_SECURITY_POLICY)
         if request.is_secure or settings.base_url.startswith("https://"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         origin = request.headers.get("Origin")
@@ -199,7 +276,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     operations.init_app(app)
     conformance.init_app(app)
     smart.init_app(app)
+    smart_app.init_app(app)
+    subscription_ops.init_app(app)
+    bulk.init_app(app)
     ops.init_app(app)
+    cds_hooks.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(app.extensions["proms.resources"]["Questionnaire"], settings.questionnaires_dir)
         log.info(

@@ -1,4 +1,4 @@
-"""The ``proms`` command: serve, database migrations and the questionnaire library."""
+"""The ``proms`` command: serve, the worker, database migrations and the questionnaire library."""
 
 from __future__ import annotations
 
@@ -36,6 +36,17 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     config = PROJECT_ROOT / "gunicorn.conf.py"
     args = [sys.executable, "-m", "gunicorn", "--config", str(config), "service.wsgi:app"]
     os.execv(sys.executable, args)
+
+
+@main.command()
+def worker() -> None:
+    """Deliver subscription notifications and run bulk exports (stops cleanly on SIGTERM)."""
+    from service.jobs.worker import run_worker
+    from service.observability import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    run_worker(settings)
 
 
 @main.group()

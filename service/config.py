@@ -28,8 +28,32 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def _schedule(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """PROMS_SCHEDULE: 'phq-9=28,k10=84' (Questionnaire id or url = days; '*' sets the default)."""
+    entries: list[tuple[str, int]] = []
+    for part in _list(raw):
+        key, _, days = part.rpartition("=")
+        if not key.strip() or not days.strip().isdigit():
+            raise SettingsError(f"PROMS_SCHEDULE entries must look like phq-9=28 (days), got {part!r}")
+        entries.append((key.strip(), int(days)))
+    return tuple(entries)
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -61,7 +85,37 @@ class Settings:
     auth_audience: str | None = None  # default: the FHIR base URL
     auth_authorize_url: str | None = None
     auth_token_url: str | None = None
+    # The SMART clinician app under /app: off unless a client id, a session key and trusted EHRs are set.
+    smart_client_id: str | None = None
+    smart_client_secret: str | None = None  # none: a public client (PKCE only)
+    smart_scopes: str = "launch openid fhirUser patient/*.rs"
+    smart_iss: tuple[str, ...] = ()  # the EHR FHIR base URLs allowed to launch the app
+    smart_patient_identifier_system: str | None = None  # map the EHR patient by this identifier, not by id
+    app_secret_key: str | None = None
+    app_session_dir: Path = Path("var/app-sessions")
     cors_origins: tuple[str, ...] = ()
+    # CDS Hooks: the CDS clients (EHRs) trusted to call the service, and where their signing keys are.
+    cds_issuers: tuple[str, ...] = ()
+    cds_jwks_url: str | None = None
+    cds_jwks_file: Path | None = None
+    # How often each measure is due, in days, by Questionnaire id or url ('*': the default, else 28).
+    schedule: tuple[tuple[str, int], ...] = ()
+    faults: str = ""  # test only: see service/faults.py
+    # The outbox worker (`proms worker`): subscription notifications and bulk exports.
+    worker_poll_seconds: float = 1.0  # how long an idle worker sleeps before looking for work again
+    worker_max_failures: int = 5  # consecutive failed notifications before a subscription is marked error
+    worker_retry_base_seconds: float = 1.0  # first retry delay; doubled after each failure
+    worker_retry_max_seconds: float = 300.0
+    worker_error_retry_seconds: float = 300.0  # the slow rate at which errored subscriptions are retried
+    worker_http_timeout_seconds: float = 10.0
+    worker_lease_seconds: float = 60.0  # a claim on a job outlives a dead worker by at most this long
+    # Bulk Data export.
+    export_dir: Path = Path("var/exports")
+    export_retention_hours: float = 24.0
+    export_file_max_bytes: int = 100_000_000  # a type's output is split into several files past this size
+    export_chunk_rows: int = 1000  # rows read per query while streaming an export
+    export_poll_seconds: float = 2.0  # status polls more frequent than this get 429
+    export_since_margin_seconds: float = 10.0  # see service/exports.py: what _since guarantees
 
     @property
     def audience(self) -> str:
@@ -84,6 +138,12 @@ class Settings:
                 )
             if self.auth_jwks_url and self.auth_jwks_file:
                 raise SettingsError("Set PROMS_AUTH_JWKS_URL or PROMS_AUTH_JWKS_FILE, not both")
+        if self.app_secret_key is not None and len(self.app_secret_key) < 32:
+            raise SettingsError("PROMS_APP_SECRET_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        if self.smart_client_id and not self.app_secret_key:
+            raise SettingsError("PROMS_SMART_CLIENT_ID needs PROMS_APP_SECRET_KEY (the clinician app's session key)")
+        if self.cds_jwks_url and self.cds_jwks_file:
+            raise SettingsError("Set PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE, not both")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,7 +177,42 @@ class Settings:
             auth_audience=env.get("PROMS_AUTH_AUDIENCE") or None,
             auth_authorize_url=env.get("PROMS_AUTH_AUTHORIZE_URL") or None,
             auth_token_url=env.get("PROMS_AUTH_TOKEN_URL") or None,
+            smart_client_id=env.get("PROMS_SMART_CLIENT_ID") or None,
+            smart_client_secret=env.get("PROMS_SMART_CLIENT_SECRET") or None,
+            smart_scopes=env.get("PROMS_SMART_SCOPES") or defaults.smart_scopes,
+            smart_iss=tuple(url.rstrip("/") for url in _list(env.get("PROMS_SMART_ISS"))),
+            smart_patient_identifier_system=env.get("PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM") or None,
+            app_secret_key=env.get("PROMS_APP_SECRET_KEY") or None,
+            app_session_dir=_path(env, "PROMS_APP_SESSION_DIR", defaults.app_session_dir),
             cors_origins=_list(env.get("PROMS_CORS_ORIGINS")),
+            cds_issuers=_list(env.get("PROMS_CDS_ISSUERS")),
+            cds_jwks_url=env.get("PROMS_CDS_JWKS_URL") or None,
+            cds_jwks_file=Path(env["PROMS_CDS_JWKS_FILE"]) if env.get("PROMS_CDS_JWKS_FILE") else None,
+            schedule=_schedule(env.get("PROMS_SCHEDULE")),
+            faults=env.get("PROMS_FAULTS", ""),
+            worker_poll_seconds=_float(env, "PROMS_WORKER_POLL_SECONDS", defaults.worker_poll_seconds, minimum=0.01),
+            worker_max_failures=_int(env, "PROMS_WORKER_MAX_FAILURES", defaults.worker_max_failures, minimum=1),
+            worker_retry_base_seconds=_float(
+                env, "PROMS_WORKER_RETRY_BASE_SECONDS", defaults.worker_retry_base_seconds
+            ),
+            worker_retry_max_seconds=_float(env, "PROMS_WORKER_RETRY_MAX_SECONDS", defaults.worker_retry_max_seconds),
+            worker_error_retry_seconds=_float(
+                env, "PROMS_WORKER_ERROR_RETRY_SECONDS", defaults.worker_error_retry_seconds, minimum=0.01
+            ),
+            worker_http_timeout_seconds=_float(
+                env, "PROMS_WORKER_HTTP_TIMEOUT_SECONDS", defaults.worker_http_timeout_seconds, minimum=0.1
+            ),
+            worker_lease_seconds=_float(env, "PROMS_WORKER_LEASE_SECONDS", defaults.worker_lease_seconds, minimum=1),
+            export_dir=_path(env, "PROMS_EXPORT_DIR", defaults.export_dir),
+            export_retention_hours=_float(env, "PROMS_EXPORT_RETENTION_HOURS", defaults.export_retention_hours),
+            export_file_max_bytes=_int(
+                env, "PROMS_EXPORT_FILE_MAX_BYTES", defaults.export_file_max_bytes, minimum=1024
+            ),
+            export_chunk_rows=_int(env, "PROMS_EXPORT_CHUNK_ROWS", defaults.export_chunk_rows, minimum=1),
+            export_poll_seconds=_float(env, "PROMS_EXPORT_POLL_SECONDS", defaults.export_poll_seconds),
+            export_since_margin_seconds=_float(
+                env, "PROMS_EXPORT_SINCE_MARGIN_SECONDS", defaults.export_since_margin_seconds
+            ),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -74,7 +74,20 @@ READ_ONLY = frozenset({"read", "vread", "history-instance", "history-type", "sea
 READ_WRITE = READ_ONLY | {"create", "update", "delete"}
 
 
-class ReadOnlyRules:
+class NoDerivedWrites:
+    """Rules of a type whose writes touch nothing else and that has no natural identity to deduplicate on."""
+
+    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
+        return None
+
+    def after_delete(self, session: Session, row: ResourceRow) -> None:
+        return None
+
+    def identity_query(self, resource: dict[str, Any]) -> str | None:
+        return None
+
+
+class ReadOnlyRules(NoDerivedWrites):
     """For resources the service derives itself (Observation, Provenance): clients only read them."""
 
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
@@ -87,15 +100,6 @@ class ReadOnlyRules:
 
     def check_delete(self, session: Session, row: ResourceRow) -> None:
         raise AssertionError("read-only resource")
-
-    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
-        return None
-
-    def after_delete(self, session: Session, row: ResourceRow) -> None:
-        return None
-
-    def identity_query(self, resource: dict[str, Any]) -> str | None:
-        return None
 
 
 class ResourceInteractions:

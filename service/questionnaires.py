@@ -14,18 +14,17 @@ from service.fhir import jsonio
 from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
-from service.interactions import Prepared, ResourceInteractions
+from service.interactions import NoDerivedWrites, Prepared, ResourceInteractions
 from service.scoring import compile_questionnaire
 from service.store import questionnaires as store
 from service.store.models import QuestionnaireRow, ResourceRow
-from service.store.repository import StoredVersion
 
 PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
 # What scoring and validation depend on: an active Questionnaire may not change these in place.
 SCORING_ELEMENTS = ("url", "version", "item", "contained", "extension")
 
 
-class QuestionnaireRules:
+class QuestionnaireRules(NoDerivedWrites):
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
         self._check(resource)
         return Prepared(resource)
@@ -57,15 +56,6 @@ class QuestionnaireRules:
                 "'retired' instead",
                 code="business-rule",
             )
-
-    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
-        return None
-
-    def after_delete(self, session: Session, row: ResourceRow) -> None:
-        return None
-
-    def identity_query(self, resource: dict[str, Any]) -> str | None:
-        return None
 
     @staticmethod
     def _check(resource: dict[str, Any]) -> None:

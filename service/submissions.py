@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from service.change import Change, PreviousScore, compare_scores
 from service.extraction import Extracted, extract_observations, provenance, safety_flag
+from service.faults import FaultPoints
 from service.fhir import jsonio
 from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, Unprocessable
 from service.fhir.issues import Issue
 from service.interactions import Prepared
+from service.jobs.outbox import record_events
 from service.scoring import ScoringResult, score_response
 from service.store import derived
 from service.store import questionnaires as store
@@ -92,9 +94,10 @@ def validation_outcome(questionnaire: Mapping[str, Any], response: Mapping[str, 
 
 
 class QuestionnaireResponseRules:
-    def __init__(self, base_url: str, software: str) -> None:
+    def __init__(self, base_url: str, software: str, faults: FaultPoints | None = None) -> None:
         self.base_url = base_url
         self.software = software
+        self.faults = faults or FaultPoints()
         self.questionnaires = QuestionnaireCache()
 
     # preparing --------------------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ class QuestionnaireResponseRules:
         assert isinstance(row, QuestionnaireResponseRow)
         submission: Submission = prepared.context
         response = prepared.resource
+        self.faults.reached("after-response")
         observations = ResourceRepository(session, OBSERVATION)
         existing = {obs.source_key: obs for obs in derived.observations_of(session, row.id)}
         self._sync_flags(session, row, submission, response)
@@ -179,6 +183,7 @@ class QuestionnaireResponseRules:
         for item in extracted:
             targets.append(self._store_observation(observations, existing.pop(item.key, None), item, row.id))
         self._withdraw(observations, existing.values())
+        self.faults.reached("after-observations")
         q_row = submission.questionnaire_row
         ResourceRepository(session, PROVENANCE).create(
             provenance(
@@ -191,6 +196,9 @@ class QuestionnaireResponseRules:
                 activity="CREATE" if stored.version_id == 1 else "UPDATE",
             )
         )
+        record_events(session, row, stored)  # the outbox: committed with the response, or not at all
+        session.flush()
+        self.faults.reached("before-commit")
 
     def identity_query(self, resource: dict[str, Any]) -> str | None:
         """A response with a business identifier is stored once: a repeat (a client's retry) finds it."""

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
 from werkzeug.test import TestResponse
 
 from service.app import create_app
@@ -65,13 +66,14 @@ def pg_database() -> Iterator[str]:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _truncate_pg(app: Flask) -> None:
+def truncate_pg(engine: Engine) -> None:
+    """Empty every table of a test database (PostgreSQL tests share one database per run)."""
     from sqlalchemy import text
 
     from service.store.models import Base
 
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with app.extensions["proms.db"].engine.begin() as connection:
+    with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
@@ -140,7 +142,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
     if settings.database_url.startswith("postgresql"):
-        _truncate_pg(app)
+        truncate_pg(app.extensions["proms.db"].engine)
     app.extensions["proms.db"].dispose()
 
 

@@ -109,8 +109,13 @@ def grant() -> Grant:
     return current
 
 
-def fhir_interaction(name: str, resource_type: str | None = None) -> Callable[[F], F]:
-    """Run a view through the access check and the audit seam; one place for both, every route."""
+def fhir_interaction(
+    name: str, resource_type: str | None = None, *, negotiate: Callable[[], None] = check_acceptable
+) -> Callable[[F], F]:
+    """Run a view through the access check and the audit seam; one place for both, every route.
+
+    ``negotiate`` checks the client accepts what the view produces (FHIR JSON unless the view says otherwise).
+    """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -123,7 +128,7 @@ def fhir_interaction(name: str, resource_type: str | None = None) -> Callable[[F
             context = AuditContext(interaction, request.remote_addr, query)
             token = current_audit.set(context)
             try:
-                check_acceptable()
+                negotiate()
                 _check_supported(interaction)
                 g.grant = context.grant = current_app.extensions["proms.access"].authorize(
                     interaction, request.headers.get("Authorization")

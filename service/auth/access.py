@@ -21,7 +21,7 @@ PERMISSIONS = {
     "delete": "d",
 }
 # Definitions, not health data: any authenticated client may read them.
-PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "StructureDefinition"})
+PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "StructureDefinition", "Basic"})  # Basic: subscription topics
 # Conformance resources anyone may read, token or not.
 OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 # Only backend (system/) clients may change the instrument library.

@@ -80,6 +80,12 @@ def check_body(kind: ResourceKind, grant: Grant, resource: Mapping[str, Any]) ->
         return
     if kind.compartment is None:
         raise Forbidden(f"{kind.resource_type} cannot be written with a patient-scoped token")
+    if kind.body_patient is not None:
+        if kind.body_patient(resource) != grant.patient:
+            raise Forbidden(
+                f"A patient-scoped token may only submit a {kind.resource_type} about Patient/{grant.patient}"
+            )
+        return
     if split_reference(resource.get("subject")) != ("Patient", grant.patient):
         raise Forbidden(
             f"A patient-scoped token may only submit a {kind.resource_type} whose subject is Patient/{grant.patient}"

@@ -8,9 +8,11 @@ from typing import Any
 import pydantic
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.group import Group
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.subscription import Subscription
 
 from service.fhir.errors import BadRequest
 from service.fhir.issues import Issue
@@ -20,6 +22,8 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,
     "Flag": Flag,
+    "Subscription": Subscription,
+    "Group": Group,
 }
 
 

@@ -26,6 +26,8 @@ from service.store.filters import (
 from service.store.models import (
     AuditEventRow,
     FlagRow,
+    GroupMember,
+    GroupRow,
     ObservationRow,
     ObservationToken,
     ProvenanceRow,
@@ -34,7 +36,9 @@ from service.store.models import (
     QuestionnaireResponseRow,
     QuestionnaireRow,
     ResourceRow,
+    SubscriptionRow,
 )
+from service.subscription_spec import subscription_patient
 
 EARLIEST = datetime(1, 1, 1)
 
@@ -50,6 +54,8 @@ class ResourceKind:
     # The patient whose compartment a row belongs to, for patient-scoped access (None: not in one).
     compartment: Callable[[ResourceRow], str | None] | None = None
     versioned: bool = True  # False: append-only, no history rows (AuditEvent)
+    # The patient a submitted resource is about, for patient-scoped writes (None here: its subject).
+    body_patient: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 COMMON_PARAMS = {
@@ -431,6 +437,89 @@ FLAG = ResourceKind(
     sort_columns={"_lastUpdated": FlagRow.last_updated},
     index=_index_flag,
     compartment=lambda row: _patient_of(row),
+)
+
+# Subscription --------------------------------------------------------------------------------------------
+
+
+def _index_subscription(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, SubscriptionRow)
+    row.status = str(resource.get("status", "requested"))
+    row.topic = str(resource.get("criteria", "")).split("|")[0]
+    channel = resource.get("channel") or {}
+    row.endpoint = channel.get("endpoint") if isinstance(channel, Mapping) else None
+    row.patient_id = subscription_patient(resource)
+
+
+SUBSCRIPTION = ResourceKind(
+    resource_type="Subscription",
+    model=SubscriptionRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "status": SearchParamDef("status", "token", "requested | active | error | off"),
+            "url": SearchParamDef("url", "uri", "The endpoint notifications are sent to"),
+            "patient": SearchParamDef("patient", "reference", "The patient the subscription's filter names", "Patient"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(SubscriptionRow),
+        "status": token_filter(SubscriptionRow.status),
+        "url": uri_filter(SubscriptionRow.endpoint),
+        "patient": typed_reference_filter(SubscriptionRow.patient_id, "Patient"),
+    },
+    sort_columns={"_lastUpdated": SubscriptionRow.last_updated},
+    index=_index_subscription,
+    compartment=lambda row: getattr(row, "patient_id", None),
+    body_patient=subscription_patient,
+)
+
+
+# Group ---------------------------------------------------------------------------------------------------
+
+
+def _index_group(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, GroupRow)
+    row.type = str(resource.get("type", ""))
+    members: set[tuple[str, str]] = set()
+    for member in resource.get("member", []):
+        if isinstance(member, Mapping) and not member.get("inactive"):
+            rtype, rid = split_reference(member.get("entity"))
+            if rtype and rid:
+                members.add((rtype, rid))
+    row.members = [GroupMember(member_type=rtype, member_id=rid) for rtype, rid in sorted(members)]
+
+
+def _group_member_filter(criterion: Criterion) -> ColumnElement[bool]:
+    conditions = []
+    for value in criterion.values:
+        assert isinstance(value, ReferenceValue)
+        query = select(GroupMember.pk).where(GroupMember.group_pk == GroupRow.pk, GroupMember.member_id == value.id)
+        if value.resource_type is not None:
+            query = query.where(GroupMember.member_type == value.resource_type)
+        conditions.append(exists(query))
+    return or_(*conditions)
+
+
+GROUP = ResourceKind(
+    resource_type="Group",
+    model=GroupRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "member": SearchParamDef("member", "reference", "A member of the group (e.g. Patient/123)"),
+            "type": SearchParamDef("type", "token", "person | animal | practitioner | device | medication | substance"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(GroupRow),
+        "member": _group_member_filter,
+        "type": token_filter(GroupRow.type),
+    },
+    sort_columns={"_lastUpdated": GroupRow.last_updated},
+    index=_index_group,
 )
 
 KINDS: Mapping[str, ResourceKind] = {

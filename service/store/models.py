@@ -246,3 +246,164 @@ class FlagRow(ResourceRow):
     subject_id: Mapped[str | None] = mapped_column(String(128))
     derived_from_id: Mapped[str | None] = mapped_column(String(64))
     source_key: Mapped[str | None] = mapped_column(String(256))
+
+
+# Results for other services: topic-based subscriptions fed from an outbox, and Bulk Data exports -------------
+
+
+class SubscriptionRow(ResourceRow):
+    """Topic-based Subscriptions (R5 backport on R4). Whoever set one up is kept: it receives what they may read."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        Index("ix_subscription_topic_status", "topic", "status"),
+        Index("ix_subscription_patient", "patient_id"),
+        Index("ix_subscription_updated", "last_updated", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(512))
+    endpoint: Mapped[str | None] = mapped_column(String(2048))
+    # The one patient its filter names, if any (a patient-scoped client's subscriptions are in its compartment).
+    patient_id: Mapped[str | None] = mapped_column(String(128))
+    # The grant of the client that created or last changed it (JSON: client id, patient, scopes).
+    owner_client_id: Mapped[str | None] = mapped_column(String(256))
+    owner_json: Mapped[str | None] = mapped_column(Text)
+
+
+class SubscriptionDelivery(Base):
+    """How far one subscription's notifications have got: its event counter, retries and the claiming worker."""
+
+    __tablename__ = "subscription_delivery"
+    __table_args__ = (Index("ix_subscription_delivery_due", "next_attempt_at"),)
+
+    subscription_pk: Mapped[int] = mapped_column(
+        AutoPk, ForeignKey("subscription.pk", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    started_at: Mapped[datetime]
+    events_since_start: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivered_through: Mapped[int] = mapped_column(BigInteger, default=0)  # highest event number acknowledged
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed attempts
+    next_attempt_at: Mapped[datetime]
+    heartbeat_seconds: Mapped[int | None]
+    heartbeat_due_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+
+
+class OutboxEvent(Base):
+    """One occurrence of a subscription topic, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        Index(
+            "ix_outbox_event_pending",
+            "seq",
+            postgresql_where=text("NOT dispatched"),
+            sqlite_where=text("NOT dispatched"),
+        ),
+        # A sequence number is never reused on SQLite either, even after old events are removed.
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    focus_type: Mapped[str] = mapped_column(String(64))
+    focus_id: Mapped[str] = mapped_column(String(64))
+    focus_version: Mapped[int]
+    occurred_at: Mapped[datetime]
+    # What subscription filters match on.
+    patient_id: Mapped[str | None] = mapped_column(String(128))
+    questionnaire: Mapped[str | None] = mapped_column(String(600))  # canonical url|version
+    codes: Mapped[str | None] = mapped_column(Text)  # JSON [[system, code], ...]
+    # Matched to the subscriptions of the moment (and numbered for each) by a worker.
+    dispatched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class SubscriptionEvent(Base):
+    """An outbox event as one subscription sees it: numbered consecutively within that subscription."""
+
+    __tablename__ = "subscription_event"
+    __table_args__ = (UniqueConstraint("subscription_pk", "event_number", name="uq_subscription_event_number"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    subscription_pk: Mapped[int] = mapped_column(ForeignKey("subscription.pk", ondelete="CASCADE"))
+    event_number: Mapped[int] = mapped_column(BigInteger)
+    outbox_seq: Mapped[int] = mapped_column(ForeignKey("outbox_event.seq", ondelete="CASCADE"), index=True)
+
+
+class WorkerLock(Base):
+    """A named lock the workers coordinate through, held by one worker until it expires."""
+
+    __tablename__ = "worker_lock"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None]
+
+
+class GroupRow(ResourceRow):
+    """Groups of patients (for Group-level Bulk Data export)."""
+
+    __tablename__ = "fhir_group"
+    __table_args__ = (Index("ix_fhir_group_updated", "last_updated", "pk"),)
+
+    type: Mapped[str] = mapped_column(String(16))
+
+    members: Mapped[list[GroupMember]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class GroupMember(Base):
+    __tablename__ = "group_member"
+    __table_args__ = (Index("ix_group_member_lookup", "member_id", "member_type"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    group_pk: Mapped[int] = mapped_column(ForeignKey("fhir_group.pk", ondelete="CASCADE"), index=True)
+    member_type: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))
+
+
+class ExportJob(Base):
+    """A Bulk Data export: what was asked, by whom, and how far the worker has got."""
+
+    __tablename__ = "export_job"
+    __table_args__ = (Index("ix_export_job_status", "status", "pk"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | completed | failed
+    level: Mapped[str] = mapped_column(String(16))  # system | patient | group
+    group_id: Mapped[str | None] = mapped_column(String(64))
+    types: Mapped[str] = mapped_column(Text)  # comma-separated resource types
+    since: Mapped[datetime | None]
+    request_url: Mapped[str] = mapped_column(Text)
+    owner_client_id: Mapped[str | None] = mapped_column(String(256))
+    owner_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    transaction_time: Mapped[datetime | None]
+    exported: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_polled_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+
+
+class ExportFile(Base):
+    """One ndjson file of an export (a type's output is split past a size limit; errors are files too)."""
+
+    __tablename__ = "export_file"
+    __table_args__ = (UniqueConstraint("job_pk", "resource_type", "part", name="uq_export_file_part"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    job_pk: Mapped[int] = mapped_column(ForeignKey("export_job.pk", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # output | error
+    resource_type: Mapped[str] = mapped_column(String(64))
+    part: Mapped[int]
+    count: Mapped[int]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -65,6 +65,10 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "StructureDefinition",
         "AuditEvent",
         "Flag",
+        "Subscription",
+        "Group",
+        "Basic",
+        "Patient",
     }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}
@@ -117,6 +121,23 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
     assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     q_params = {p["name"] for p in resources["Questionnaire"]["searchParam"]}
     assert q_params == {"_id", "_lastUpdated", "url", "version", "name", "title", "status", "code"}
+    subscription = resources["Subscription"]
+    assert {op["name"] for op in subscription["operation"]} == {"status", "events"}
+    assert {p["name"] for p in subscription["searchParam"]} == {"_id", "_lastUpdated", "status", "url", "patient"}
+    assert "history-type" not in {i["code"] for i in subscription["interaction"]}
+    assert len(subscription["extension"]) == 3  # the topics it can name
+    assert {i["code"] for i in resources["Basic"]["interaction"]} == {"read", "search-type"}
+    assert [op["name"] for op in resources["Group"]["operation"]] == ["export"]
+    assert [p["name"] for p in resources["Group"]["searchParam"] if p["name"] == "member"] == ["member"]
+    assert resources["Patient"] == {
+        "type": "Patient",
+        "operation": [
+            {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}
+        ],
+    }
+    assert statement["rest"][0]["operation"] == [
+        {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}
+    ]
 
 
 def test_openapi_contract_is_served(client: FlaskClient) -> None:

@@ -1,0 +1,66 @@
+"""The `proms worker` process: killed with SIGKILL mid-delivery and restarted, it loses nothing; SIGTERM stops it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from service.config import Settings
+from tests.api.builders import questionnaire, response
+from tests.conftest import Fhir
+from tests.jobs.receiver import Receiver
+from tests.jobs.test_delivery import subscription, wait_status
+
+PROMS = str(Path(sys.executable).parent / "proms")
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PROMS_DATABASE_URL": settings.database_url,
+        "PROMS_BASE_URL": settings.base_url,
+        "PROMS_LOG_LEVEL": "WARNING",
+        "PROMS_WORKER_POLL_SECONDS": "0.02",
+        "PROMS_WORKER_LEASE_SECONDS": "1.5",
+        "PROMS_WORKER_RETRY_BASE_SECONDS": "0.05",
+        "PROMS_WORKER_HTTP_TIMEOUT_SECONDS": "10",
+        "PROMS_EXPORT_DIR": str(settings.export_dir),
+    }
+    with log.open("ab") as output:
+        return subprocess.Popen([PROMS, "worker"], env=env, stdout=output, stderr=output)
+
+
+def first_occurrences(numbers: list[int]) -> list[int]:
+    seen: list[int] = []
+    for number in numbers:
+        if number not in seen:
+            seen.append(number)
+    return seen
+
+
+def test_worker_killed_mid_delivery_and_restarted_loses_nothing(
+    fhir: Fhir, receiver: Receiver, settings: Settings, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    fhir.create(questionnaire())
+    created = fhir.create(subscription(receiver.url, payload="id-only"))
+    receiver.stall_on_event, receiver.stall_seconds = 2, 4.0
+    process = start_worker(settings, log)
+    try:
+        wait_status(fhir, created["id"], "active", timeout=20)
+        for day in range(1, 5):
+            fhir.create(response(authored=f"2024-04-0{day}T09:00:00Z"))
+        assert receiver.stalling.wait(timeout=10), "the worker never got to event 2"
+        process.send_signal(signal.SIGKILL)  # mid-delivery: event 2 was sent, never acknowledged
+        process.wait(timeout=10)
+        receiver.stall_on_event = None
+        process = start_worker(settings, log)
+        receiver.wait_for(lambda: set(receiver.event_numbers()) >= {1, 2, 3, 4}, timeout=20)
+        assert first_occurrences(receiver.event_numbers()) == [1, 2, 3, 4]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert process.returncode == 0, f"the worker did not stop cleanly on SIGTERM: {log.read_text()[-2000:]}"

@@ -23,4 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PROMS_PORT=8080
 USER proms
 EXPOSE 8080
+# The web server. Run `proms worker` as a second container from the same image (subscription notifications
+# and bulk exports), sharing PROMS_DATABASE_URL and a volume for PROMS_EXPORT_DIR. Production needs
+# PROMS_AUTH_ISSUER and PROMS_AUTH_JWKS_URL (PROMS_AUTH=jwt is the default and refuses to start without them).
 CMD ["sh", "-c", "proms db upgrade && proms questionnaires load && exec proms serve"]

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 
 from flask import current_app, request
 
-from service.audit import AuditContext, current_audit
+from service.api.http import audited as audit_scope
+from service.audit import AuditContext
 from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
 from service.fhir import jsonio
-from service.fhir.errors import FhirError
 from service.interactions import ResourceInteractions, WriteResult
 
 MAX_RESULTS = 5000  # a dashboard bound: years of weekly measures, far below anything slow
@@ -50,20 +50,10 @@ def _resources(resource_type: str) -> ResourceInteractions:
 @contextmanager
 def audited(interaction: Interaction, grant: Grant, query: str | None = None) -> Iterator[None]:
     """Record the interaction as an AuditEvent, as the API's interaction seam does (a failure is recorded too)."""
-    auditor = current_app.extensions["proms.audit"]
     context = AuditContext(interaction, request.remote_addr, query, grant=grant)
-    token = current_audit.set(context)
-    try:
+    with audit_scope(context) as outcome:
+        outcome.status = 201 if interaction.name == "create" else 200
         yield
-    except FhirError as exc:
-        auditor.record(context, exc.status, failed=True)
-        raise
-    except Exception:
-        auditor.record(context, 500, failed=True)
-        raise
-    finally:
-        current_audit.reset(token)
-    auditor.record(context, 201 if interaction.name == "create" else 200, failed=False)
 
 
 def search_all(clinician: Clinician, resource_type: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:

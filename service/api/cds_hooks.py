@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from service import audit
+from service.api.http import audited
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.auth.tokens import InvalidToken, TokenVerifier
@@ -179,25 +180,11 @@ def cds_interaction(name: str, resource_type: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            auditor = current_app.extensions["proms.audit"]
             context = AuditContext(Interaction(name, resource_type), request.remote_addr, None)
-            token = current_audit.set(context)
-            try:
+            with audited(context) as outcome:
                 context.grant = authenticate(_cds(), request.headers.get("Authorization"))
                 response = view(*args, **kwargs)
-            except FhirError as exc:
-                auditor.record(context, exc.status, failed=True)
-                raise
-            except HTTPException as exc:
-                auditor.record(context, exc.code or 500, failed=True)
-                raise
-            except Exception:
-                auditor.record(context, 500, failed=True)
-                raise
-            finally:
-                current_audit.reset(token)
-            # Health data is not handed out unless its access was recorded: an audit failure fails the request.
-            auditor.record(context, response.status_code, failed=False)
+                outcome.status = response.status_code
             return response
 
         return cast(F, wrapper)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
@@ -109,6 +112,36 @@ def grant() -> Grant:
     return current
 
 
+@dataclass
+class AuditOutcome:
+    status: int = 200
+
+
+@contextmanager
+def audited(context: AuditContext) -> Iterator[AuditOutcome]:
+    """Record what the block does as one AuditEvent: its failure if it raises, else the status it sets.
+
+    Health data is not handed out unless its access was recorded: a failure to audit fails the request.
+    """
+    auditor = current_app.extensions["proms.audit"]
+    token = current_audit.set(context)
+    outcome = AuditOutcome()
+    try:
+        yield outcome
+    except FhirError as exc:
+        auditor.record(context, exc.status, failed=True)
+        raise
+    except HTTPException as exc:
+        auditor.record(context, exc.code or 500, failed=True)
+        raise
+    except Exception:
+        auditor.record(context, 500, failed=True)
+        raise
+    finally:
+        current_audit.reset(token)
+    auditor.record(context, outcome.status, failed=False)
+
+
 def fhir_interaction(
     name: str, resource_type: str | None = None, *, negotiate: Callable[[], None] = check_acceptable
 ) -> Callable[[F], F]:
@@ -121,29 +154,18 @@ def fhir_interaction(
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             interaction = Interaction(name, kwargs.get("resource_type", resource_type), kwargs.get("resource_id"))
-            auditor = current_app.extensions["proms.audit"]
             query = request.query_string.decode() if name == "search-type" else None
             if name == "search-type" and request.method == "POST":
                 query = urlencode(list(request.form.items(multi=True)))
             context = AuditContext(interaction, request.remote_addr, query)
-            token = current_audit.set(context)
-            try:
+            with audited(context) as outcome:
                 negotiate()
                 _check_supported(interaction)
                 g.grant = context.grant = current_app.extensions["proms.access"].authorize(
                     interaction, request.headers.get("Authorization")
                 )
                 response = view(*args, **kwargs)
-            except FhirError as exc:
-                auditor.record(context, exc.status, failed=True)
-                raise
-            except Exception:
-                auditor.record(context, 500, failed=True)
-                raise
-            finally:
-                current_audit.reset(token)
-            # Health data is not handed out unless its access was recorded: an audit failure fails the request.
-            auditor.record(context, response.status_code, failed=False)
+                outcome.status = response.status_code
             return response
 
         return cast(F, wrapper)

@@ -1,0 +1,18 @@
+"""Run every benchmark in turn (``make bench``); each prints its own table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ("bench.cds_patient_view", "bench.bulk_export")
+
+
+def main() -> None:
+    for module in BENCHMARKS:
+        print(f"\n== {module}", flush=True)
+        subprocess.run([sys.executable, "-m", module], check=True)
+
+
+if __name__ == "__main__":
+    main()

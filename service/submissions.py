@@ -257,24 +257,13 @@ class QuestionnaireResponseRules:
                 repository.update(obs, {**resource, "status": "entered-in-error"})
 
     def _changes(self, session: Session, row: QuestionnaireResponseRow, submission: Submission) -> dict[str, Change]:
-        previous = derived.previous_response(
-            session,
-            response_id=row.id,
-            subject=(row.subject_type, row.subject_id),
-            questionnaire_url=row.questionnaire_url,
-            authored_key=row.authored_key,
-        )
+        previous = derived.previous_response_of(session, row)
         if previous is None:
             return {}
         authored = previous.authored_low.isoformat() if isinstance(previous.authored_low, datetime) else None
         values: dict[str, PreviousScore] = {}
-        for obs in derived.observations_of(session, previous.id):
-            if obs.source_key is None or obs.resource_json is None:
-                continue
-            resource = jsonio.loads_object(obs.resource_json.encode())
-            if resource.get("status") == "entered-in-error":
-                continue
+        for obs, resource in derived.live_scores(session, previous.id):
             value = resource.get("valueInteger", (resource.get("valueQuantity") or {}).get("value"))
             if isinstance(value, int | float):
-                values[obs.source_key] = PreviousScore(float(value), previous.id, authored)
+                values[str(obs.source_key)] = PreviousScore(float(value), previous.id, authored)
         return compare_scores(submission.scoring.scores, values)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.fhir import jsonio
 from service.store import derived
 from service.store.kinds import OBSERVATION
 from service.store.models import FlagRow, ObservationRow, OutboxEvent, QuestionnaireResponseRow
@@ -45,26 +44,11 @@ def _codes(observation: Mapping[str, Any]) -> list[list[str]]:
     ]
 
 
-def _live_scores(session: Session, response_id: str) -> Iterator[tuple[ObservationRow, dict[str, Any]]]:
-    for row in derived.observations_of(session, response_id):
-        if row.source_key in (None, "panel") or row.resource_json is None:
-            continue
-        resource = jsonio.loads_object(row.resource_json.encode())
-        if resource.get("status") != "entered-in-error":
-            yield row, resource
-
-
 def _previous_bands(session: Session, row: QuestionnaireResponseRow) -> dict[str, tuple[str, str] | None]:
-    previous = derived.previous_response(
-        session,
-        response_id=row.id,
-        subject=(row.subject_type, row.subject_id),
-        questionnaire_url=row.questionnaire_url,
-        authored_key=row.authored_key,
-    )
+    previous = derived.previous_response_of(session, row)
     if previous is None:
         return {}
-    return {str(obs.source_key): _band(resource) for obs, resource in _live_scores(session, previous.id)}
+    return {str(obs.source_key): _band(resource) for obs, resource in derived.live_scores(session, previous.id)}
 
 
 def _announced_before(session: Session, obs: ObservationRow, band: tuple[str, str] | None, worse: bool) -> bool:
@@ -100,7 +84,7 @@ def record_events(session: Session, row: QuestionnaireResponseRow, stored: Store
 
     events = [event(RESPONSE_COMPLETED.url, "QuestionnaireResponse", row.id, stored.version_id)]
     previous_bands = _previous_bands(session, row)
-    for obs, resource in _live_scores(session, row.id):
+    for obs, resource in derived.live_scores(session, row.id):
         band, worse = _band(resource), _deteriorated(resource)
         # A first score "crosses into" its band; later ones when the band differs from last time.
         crossed = band is not None and band != previous_bands.get(str(obs.source_key))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.fhir.jsonio import loads_object
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow
 
 Derived = TypeVar("Derived", ObservationRow, FlagRow)
@@ -22,6 +24,27 @@ def derived_from(session: Session, model: type[Derived], response_id: str) -> li
 
 def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
     return derived_from(session, ObservationRow, response_id)
+
+
+def live_scores(session: Session, response_id: str) -> Iterator[tuple[ObservationRow, dict[str, Any]]]:
+    """The score Observations of a response that still stand (not the panel, not entered-in-error)."""
+    for row in observations_of(session, response_id):
+        if row.source_key in (None, "panel") or row.resource_json is None:
+            continue
+        resource = loads_object(row.resource_json.encode())
+        if resource.get("status") != "entered-in-error":
+            yield row, resource
+
+
+def previous_response_of(session: Session, row: QuestionnaireResponseRow) -> QuestionnaireResponseRow | None:
+    """The same person's previous scored response to the same instrument, before this one."""
+    return previous_response(
+        session,
+        response_id=row.id,
+        subject=(row.subject_type, row.subject_id),
+        questionnaire_url=row.questionnaire_url,
+        authored_key=row.authored_key,
+    )
 
 
 def previous_response(

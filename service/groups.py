@@ -8,9 +8,8 @@ from sqlalchemy.orm import Session
 
 from service.fhir.errors import Unprocessable
 from service.fhir.issues import Issue
-from service.interactions import Prepared
+from service.interactions import NoDerivedWrites, Prepared
 from service.store.models import ResourceRow
-from service.store.repository import StoredVersion
 
 
 def _check_members(resource: dict[str, Any]) -> None:
@@ -27,7 +26,7 @@ def _check_members(resource: dict[str, Any]) -> None:
             )
 
 
-class GroupRules:
+class GroupRules(NoDerivedWrites):
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
         _check_members(resource)
         return Prepared(resource)
@@ -39,13 +38,4 @@ class GroupRules:
         return Prepared(resource)
 
     def check_delete(self, session: Session, row: ResourceRow) -> None:
-        return None
-
-    def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
-        return None
-
-    def after_delete(self, session: Session, row: ResourceRow) -> None:
-        return None
-
-    def identity_query(self, resource: dict[str, Any]) -> str | None:
         return None

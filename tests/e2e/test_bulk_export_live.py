@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,54 +14,39 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirpy import SyncFHIRClient
 
 from tests.api.builders import questionnaire, response
-from tests.e2e.test_live_server import _free_port
+from tests.e2e.processes import PROMS, free_port, service_env, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
-PROMS = str(Path(sys.executable).parent / "proms")
 
 
 @pytest.fixture
 def server_and_worker(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PROMS_DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
-        "PROMS_PORT": str(port),
-        "PROMS_WORKERS": "2",
-        "PROMS_LOG_LEVEL": "WARNING",
-        "PROMS_BASE_URL": f"{base}/fhir",
-        "PROMS_AUTH": "none",
-        "PROMS_EXPORT_DIR": str(tmp_path / "exports"),
-        "PROMS_EXPORT_POLL_SECONDS": "0.2",
-        "PROMS_EXPORT_SINCE_MARGIN_SECONDS": "0.5",
-        "PROMS_WORKER_POLL_SECONDS": "0.1",
-    }
+    env = service_env(
+        port,
+        f"sqlite:///{tmp_path / 'live.sqlite3'}",
+        PROMS_EXPORT_DIR=str(tmp_path / "exports"),
+        PROMS_EXPORT_POLL_SECONDS="0.2",
+        PROMS_EXPORT_SINCE_MARGIN_SECONDS="0.5",
+        PROMS_WORKER_POLL_SECONDS="0.1",
+    )
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
-    with (tmp_path / "processes.log").open("wb") as log:
+    log_path = tmp_path / "processes.log"
+    with log_path.open("wb") as log:
         server = subprocess.Popen([PROMS, "serve"], env=env, stdout=log, stderr=log)
     worker: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "processes.log").read_text()
-            time.sleep(0.1)
+        wait_until_ready(base, server, log_path.read_text)
         # Once the server has the database open, as `make run` has it open before it starts both.
-        with (tmp_path / "processes.log").open("ab") as log:
+        with log_path.open("ab") as log:
             worker = subprocess.Popen([PROMS, "worker"], env=env, stdout=log, stderr=log)
         yield base
     finally:
         processes = [process for process in (worker, server) if process is not None]
         for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
-    assert all(process.returncode == 0 for process in processes), (tmp_path / "processes.log").read_text()
+            stop(process)
+    assert all(process.returncode == 0 for process in processes), log_path.read_text()
 
 
 def test_a_fhir_client_writes_then_a_bulk_client_exports_everything(server_and_worker: str) -> None:

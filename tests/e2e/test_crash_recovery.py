@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,17 +18,11 @@ from sqlalchemy import create_engine, func, select
 from service.store.models import ObservationRow, QuestionnaireResponseRow
 from tests.api.scored import scored_questionnaire, scored_response
 from tests.conftest import truncate_pg
+from tests.e2e.processes import PROMS, free_port, service_env, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
-PROMS = str(Path(sys.executable).parent / "proms")
 SUBMISSIONS = 24
 CLIENTS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
@@ -39,37 +31,16 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
     else:
         url = request.getfixturevalue("pg_database")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PROMS_DATABASE_URL": url,
-        "PROMS_PORT": str(port),
-        "PROMS_WORKERS": "2",
-        "PROMS_LOG_LEVEL": "ERROR",
-        "PROMS_BASE_URL": f"{base}/fhir",
-        "PROMS_AUTH": "none",
-        # Workers also die at points inside the submission transaction, not only between requests.
-        "PROMS_FAULTS": "after-response=0.04,after-observations=0.04,before-commit=0.04",
-    }
+    # Workers also die at points inside the submission transaction, not only between requests.
+    faults = "after-response=0.04,after-observations=0.04,before-commit=0.04"
+    env = service_env(port, url, PROMS_LOG_LEVEL="ERROR", PROMS_FAULTS=faults)
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     process = subprocess.Popen([PROMS, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
+    wait_until_ready(base, process, lambda: "see the service's exit status")
     yield base, url, process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop(process)
     if request.param == "postgresql":
         engine = create_engine(url)
         truncate_pg(engine)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,52 +11,23 @@ import requests
 from fhirpy import SyncFHIRClient
 
 from tests.api.builders import QUESTIONNAIRE_URL, questionnaire, response
+from tests.e2e.processes import PROMS, free_port, service_env, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
-PROMS = str(Path(sys.executable).parent / "proms")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PROMS_DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
-        "PROMS_PORT": str(port),
-        "PROMS_WORKERS": "2",
-        "PROMS_LOG_LEVEL": "WARNING",
-        "PROMS_BASE_URL": f"{base}/fhir",
-        "PROMS_AUTH": "none",
-    }
+    env = service_env(port, f"sqlite:///{tmp_path / 'live.sqlite3'}")
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     process = subprocess.Popen([PROMS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet, or workers still starting
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.communicate(timeout=5)[1].decode()}")
-            time.sleep(0.1)
+        wait_until_ready(base, process, lambda: process.communicate(timeout=5)[1].decode())
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            stdout, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise
+        stdout, _ = stop(process)
     assert process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
     assert f"FHIR API at {base}/fhir" in stdout.decode()
 

@@ -12,11 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +24,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from service.config import PROJECT_ROOT
 from tests.e2e.auth_server import SmartEhr
+from tests.e2e.processes import PROMS, free_port, service_env, stop, wait_until_ready
 from tests.unit.app_ui.builders import answered, choice_ids, questionnaire
 from tests.unit.app_ui.conftest import phq9_weights
 
@@ -40,7 +37,6 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 AXE = PROJECT_ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "app"
-PROMS = str(Path(sys.executable).parent / "proms")
 MRN = "urn:oid:2.16.840.1.113883.19.5.99999.1"
 PATIENT = {
     "resourceType": "Patient",
@@ -55,12 +51,6 @@ if not CHROMIUM.exists() and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (CI installs it: make browser)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def days_ago(days: int) -> date:
     return TODAY - timedelta(days=days)
 
@@ -71,7 +61,7 @@ def shown(day: date) -> str:
 
 @pytest.fixture(scope="module")
 def ports() -> tuple[int, int]:
-    return _free_port(), _free_port()
+    return free_port(), free_port()
 
 
 @pytest.fixture(scope="module")
@@ -90,46 +80,27 @@ def service(ehr: SmartEhr, ports: tuple[int, int], tmp_path_factory: pytest.Temp
     port = ports[0]
     base = f"http://127.0.0.1:{port}"
     directory = tmp_path_factory.mktemp("smart-app")
-    env = {
-        **os.environ,
-        "PROMS_DATABASE_URL": f"sqlite:///{directory / 'proms.sqlite3'}",
-        "PROMS_PORT": str(port),
-        "PROMS_WORKERS": "2",  # sessions must work whichever worker a request lands on
-        "PROMS_LOG_LEVEL": "WARNING",
-        "PROMS_BASE_URL": f"{base}/fhir",
-        "PROMS_AUTH": "jwt",
-        "PROMS_AUTH_ISSUER": ehr.base,
-        "PROMS_AUTH_JWKS_URL": f"{ehr.base}/jwks",
-        "PROMS_SMART_CLIENT_ID": "proms-clinician-app",
-        "PROMS_SMART_ISS": ehr.fhir_base,
-        "PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM": MRN,
-        "PROMS_APP_SECRET_KEY": secrets.token_hex(32),
-        "PROMS_APP_SESSION_DIR": str(directory / "sessions"),
-        "PROMS_SCHEDULE": "phq-9=28,k10=84",
-    }
+    env = service_env(
+        port,
+        f"sqlite:///{directory / 'proms.sqlite3'}",
+        PROMS_AUTH="jwt",
+        PROMS_AUTH_ISSUER=ehr.base,
+        PROMS_AUTH_JWKS_URL=f"{ehr.base}/jwks",
+        PROMS_SMART_CLIENT_ID="proms-clinician-app",
+        PROMS_SMART_ISS=ehr.fhir_base,
+        PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM=MRN,
+        PROMS_APP_SECRET_KEY=secrets.token_hex(32),
+        PROMS_APP_SESSION_DIR=str(directory / "sessions"),
+        PROMS_SCHEDULE="phq-9=28,k10=84",
+    )  # two workers: sessions must work whichever worker a request lands on
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([PROMS, "questionnaires", "load"], env=env, check=True, capture_output=True)
     process = subprocess.Popen([PROMS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.communicate(timeout=5)[1].decode()}")
-            time.sleep(0.1)
+        wait_until_ready(base, process, lambda: process.communicate(timeout=5)[1].decode(), timeout=30)
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, errors = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise
+        _, errors = stop(process)
     log = errors.decode()
     # Nothing the EHR issued, and no answer, ends up in the service's log.
     assert not any(token["access_token"] in log for token in ehr.issued)

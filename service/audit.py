@@ -141,7 +141,7 @@ def write_in_transaction(session: Session, status: int) -> None:
     context = current_audit.get()
     if context is None:
         return
-    ResourceRepository(session, AUDIT_EVENT).create(audit_event(context, status))
+    ResourceRepository(session, AUDIT_EVENT).append(audit_event(context, status))
     context.written_in_transaction = True
 
 
@@ -155,4 +155,4 @@ class DatabaseAuditor:
         if not failed and (context.written_in_transaction or not touches_health_data(context.interaction)):
             return
         with self.db.transaction() as session:
-            ResourceRepository(session, AUDIT_EVENT).create(audit_event(context, status))
+            ResourceRepository(session, AUDIT_EVENT).append(audit_event(context, status))

@@ -45,6 +45,11 @@ class Prepared:
 class ResourceRules(Protocol):
     """Business rules of one resource type, run inside the write's transaction."""
 
+    def prepare_early(self, session: Session, resource: dict[str, Any]) -> Prepared | None:
+        """Preparation that needs no write transaction (pure checks on the body and look-ups of immutable data),
+        done before the transaction begins so that writers hold the database's write lock only for their
+        writes. None: prepare inside the transaction instead."""
+
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared: ...
 
     def prepare_update(
@@ -76,6 +81,9 @@ READ_WRITE = READ_ONLY | {"create", "update", "delete"}
 
 class NoDerivedWrites:
     """Rules of a type whose writes touch nothing else and that has no natural identity to deduplicate on."""
+
+    def prepare_early(self, session: Session, resource: dict[str, Any]) -> Prepared | None:
+        return None
 
     def after_write(self, session: Session, row: ResourceRow, stored: StoredVersion, prepared: Prepared) -> None:
         return None
@@ -132,9 +140,7 @@ class ResourceInteractions:
 
     def read(self, resource_id: str, *, grant: Grant) -> StoredVersion:
         with self.db.read_session() as session:
-            row = self._loaded(session, resource_id, grant)
-            stored = ResourceRepository(session, self.kind).current(row.id)
-        assert stored is not None
+            stored = ResourceRepository.stored(self.kind, self._loaded(session, resource_id, grant))
         if stored.deleted:
             raise Gone(f"{self.kind.resource_type}/{resource_id} was deleted (version {stored.version_id})")
         return stored
@@ -204,15 +210,20 @@ class ResourceInteractions:
                     return WriteResult(match, created=False, issues=[], existing=True)
             raise Unprocessable(_integrity_message(self.kind, exc), code="duplicate") from None
 
+    def _prepare_early(self, resource: dict[str, Any]) -> Prepared | None:
+        with self.db.read_session() as session:
+            return self.rules.prepare_early(session, resource)
+
     def _create(self, resource: dict[str, Any], grant: Grant, match_query: str | None) -> WriteResult:
+        early = self._prepare_early(resource)
         with self.db.transaction() as session:
             if match_query is not None:
                 match = self._conditional_match(session, match_query, grant)
                 if match is not None:
                     return WriteResult(match, created=False, issues=[], existing=True)
             repository = ResourceRepository(session, self.kind)
-            prepared = self.rules.prepare_create(session, resource)
-            row, stored = repository.create(prepared.resource)
+            prepared = early or self.rules.prepare_create(session, resource)
+            row, stored = repository.create(prepared.resource, flush=False)
             _apply_columns(row, prepared.columns)
             session.flush()
             self.rules.after_write(session, row, stored, prepared)
@@ -230,6 +241,7 @@ class ResourceInteractions:
                 )
             )
         check_body(self.kind, grant, resource)
+        early = self._prepare_early(resource)
         try:
             with self.db.transaction() as session:
                 repository = ResourceRepository(session, self.kind)
@@ -240,8 +252,8 @@ class ResourceInteractions:
                             f"If-Match given but {self.kind.resource_type}/{resource_id} does not exist"
                         )
                     # update-as-create: the client chose the id.
-                    prepared = self.rules.prepare_create(session, resource)
-                    new_row, stored = repository.create(prepared.resource, resource_id=resource_id)
+                    prepared = early or self.rules.prepare_create(session, resource)
+                    new_row, stored = repository.create(prepared.resource, resource_id=resource_id, flush=False)
                     _apply_columns(new_row, prepared.columns)
                     session.flush()
                     self.rules.after_write(session, new_row, stored, prepared)
@@ -254,7 +266,7 @@ class ResourceInteractions:
                         f"{self.kind.resource_type}/{resource_id} is {row.version_id}"
                     )
                 current = None if row.deleted or row.resource_json is None else _loads(row.resource_json)
-                prepared = self.rules.prepare_update(session, row, current, resource)
+                prepared = early or self.rules.prepare_update(session, row, current, resource)
                 stored = repository.update(row, prepared.resource)
                 _apply_columns(row, prepared.columns)
                 session.flush()

@@ -18,6 +18,7 @@ from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, Unprocessable
 from service.fhir.issues import Issue
 from service.interactions import Prepared
+from service.jobs import outbox
 from service.jobs.outbox import record_events
 from service.scoring import ScoringResult, score_response
 from service.store import derived
@@ -102,6 +103,11 @@ class QuestionnaireResponseRules:
 
     # preparing --------------------------------------------------------------------------------------------
 
+    def prepare_early(self, session: Session, resource: dict[str, Any]) -> Prepared | None:
+        # Resolving, validating and scoring need no write transaction: done before it, so the database's
+        # write lock is held only for the writes.
+        return self._prepare(session, resource)
+
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
         return self._prepare(session, resource)
 
@@ -162,12 +168,16 @@ class QuestionnaireResponseRules:
         response = prepared.resource
         self.faults.reached("after-response")
         observations = ResourceRepository(session, OBSERVATION)
-        existing = {obs.source_key: obs for obs in derived.observations_of(session, row.id)}
-        self._sync_flags(session, row, submission, response)
+        # A new response has nothing derived from it yet: only a new version of one needs the look-ups.
+        first = stored.version_id == 1
+        existing = {} if first else {obs.source_key: obs for obs in derived.observations_of(session, row.id)}
+        raised = self._sync_flags(session, row, submission, response, first=first)
         if response.get("status") not in SCORED_STATUSES:
             self._withdraw(observations, existing.values())
             return
-        changes = self._changes(session, row, submission)
+        previous = derived.previous_response_of(session, row)
+        previous_scores = list(derived.live_scores(session, previous.id)) if previous is not None else []
+        changes = self._changes(previous, previous_scores, submission)
         ids = {key: obs.id for key, obs in existing.items() if key is not None}
         extracted = extract_observations(
             submission.questionnaire,
@@ -180,8 +190,12 @@ class QuestionnaireResponseRules:
             reference=lambda oid: f"Observation/{oid}",
         )
         targets = [f"QuestionnaireResponse/{row.id}/_history/{stored.version_id}"]
+        scores: list[tuple[ObservationRow, dict[str, Any]]] = []
         for item in extracted:
-            targets.append(self._store_observation(observations, existing.pop(item.key, None), item, row.id))
+            obs_row, obs_stored = self._store_observation(observations, existing.pop(item.key, None), item)
+            targets.append(f"Observation/{obs_stored.id}/_history/{obs_stored.version_id}")
+            if item.key not in (None, "panel") and item.resource.get("status") != "entered-in-error":
+                scores.append((obs_row, item.resource))
         self._withdraw(observations, existing.values())
         self.faults.reached("after-observations")
         q_row = submission.questionnaire_row
@@ -194,9 +208,18 @@ class QuestionnaireResponseRules:
                 recorded=instant_text(stored.last_updated),
                 software=self.software,
                 activity="CREATE" if stored.version_id == 1 else "UPDATE",
-            )
+            ),
+            flush=False,
         )
-        record_events(session, row, stored)  # the outbox: committed with the response, or not at all
+        # The outbox: committed with the response, or not at all.
+        record_events(
+            session,
+            row,
+            stored,
+            scores=scores,
+            previous_bands=outbox.bands_of(previous_scores),
+            raised_flags=raised,
+        )
         session.flush()
         self.faults.reached("before-commit")
 
@@ -218,33 +241,42 @@ class QuestionnaireResponseRules:
             flags.delete(flag)
 
     def _sync_flags(
-        self, session: Session, row: QuestionnaireResponseRow, submission: Submission, response: dict[str, Any]
-    ) -> None:
+        self,
+        session: Session,
+        row: QuestionnaireResponseRow,
+        submission: Submission,
+        response: dict[str, Any],
+        *,
+        first: bool,
+    ) -> list[FlagRow]:
         """One Flag per raised safety item. A reviewed flag stays reviewed when the response is amended; a flag
-        whose item is no longer raised (or whose response is withdrawn) is marked entered-in-error."""
+        whose item is no longer raised (or whose response is withdrawn) is marked entered-in-error. Returns the
+        Flags this write raised."""
         flags = ResourceRepository(session, FLAG)
-        existing = {flag.source_key: flag for flag in derived.derived_from(session, FlagRow, row.id)}
+        existing = {} if first else {flag.source_key: flag for flag in derived.derived_from(session, FlagRow, row.id)}
         raised = submission.scoring.safety_flags if response.get("status") in SCORED_STATUSES else ()
+        created: list[FlagRow] = []
         for raised_flag in raised:
             key = raised_flag.link_id or raised_flag.message
             if existing.pop(key, None) is None:
                 resource = safety_flag(raised_flag.message, response, f"QuestionnaireResponse/{row.id}")
-                new_row, _ = flags.create(resource)
+                new_row, _ = flags.create(resource, flush=False)
                 assert isinstance(new_row, FlagRow)
                 new_row.source_key = key
+                created.append(new_row)
         self._withdraw(flags, existing.values())
+        return created
 
     def _store_observation(
-        self, repository: ResourceRepository, current: ObservationRow | None, item: Extracted, response_id: str
-    ) -> str:
+        self, repository: ResourceRepository, current: ObservationRow | None, item: Extracted
+    ) -> tuple[ObservationRow, StoredVersion]:
         if current is None:
             resource = dict(item.resource)
-            new_row, stored = repository.create(resource, resource_id=resource.pop("id"))
+            new_row, stored = repository.create(resource, resource_id=resource.pop("id"), flush=False)
             assert isinstance(new_row, ObservationRow)
             new_row.source_key = item.key
-            return f"Observation/{stored.id}/_history/{stored.version_id}"
-        stored = repository.update(current, item.resource)
-        return f"Observation/{stored.id}/_history/{stored.version_id}"
+            return new_row, stored
+        return current, repository.update(current, item.resource)
 
     @staticmethod
     def _withdraw(repository: ResourceRepository, rows: Any) -> None:
@@ -256,13 +288,17 @@ class QuestionnaireResponseRules:
             if resource.get("status") != "entered-in-error":
                 repository.update(obs, {**resource, "status": "entered-in-error"})
 
-    def _changes(self, session: Session, row: QuestionnaireResponseRow, submission: Submission) -> dict[str, Change]:
-        previous = derived.previous_response_of(session, row)
+    @staticmethod
+    def _changes(
+        previous: QuestionnaireResponseRow | None,
+        previous_scores: list[tuple[ObservationRow, dict[str, Any]]],
+        submission: Submission,
+    ) -> dict[str, Change]:
         if previous is None:
             return {}
         authored = previous.authored_low.isoformat() if isinstance(previous.authored_low, datetime) else None
         values: dict[str, PreviousScore] = {}
-        for obs, resource in derived.live_scores(session, previous.id):
+        for obs, resource in previous_scores:
             value = resource.get("valueInteger", (resource.get("valueQuantity") or {}).get("value"))
             if isinstance(value, int | float):
                 values[str(obs.source_key)] = PreviousScore(float(value), previous.id, authored)

@@ -63,6 +63,9 @@ class SubscriptionRules:
         columns = {"owner_client_id": owner.client_id, "owner_json": owner.to_json()}
         return Prepared(_profiled(resource, status), columns=columns, context=(spec, status == "requested"))
 
+    def prepare_early(self, session: Session, resource: dict[str, Any]) -> Prepared | None:
+        return None
+
     def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
         return self._prepare(resource, "off" if resource.get("status") == "off" else "requested")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,11 @@ from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 # Asymmetric algorithms only: never 'none', never HS* (a public key must not work as a shared secret).
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
+
+# A verified token is remembered for at most this long (and never past its expiry), so a client sending the
+# same token with every request pays for one signature check per minute rather than one per request.
+VERIFIED_TTL_SECONDS = 60
+VERIFIED_CAPACITY = 4096
 
 
 class InvalidToken(Exception):
@@ -37,6 +44,8 @@ class TokenVerifier:
         self.leeway = leeway_seconds
         self._client = PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
         self._keys: dict[str, PyJWK] = {}
+        self._verified: dict[str, tuple[dict[str, Any], float]] = {}
+        self._verified_lock = threading.Lock()
         if jwks_file is not None:
             key_set = PyJWKSet.from_dict(json.loads(jwks_file.read_text()))
             self._keys = {key.key_id or "": key for key in key_set.keys}
@@ -56,6 +65,24 @@ class TokenVerifier:
         return key
 
     def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, once its signature, algorithm, issuer, audience and times check out."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, valid_until = remembered
+            if time.time() < valid_until:
+                return dict(claims)
+            with self._verified_lock:
+                self._verified.pop(token, None)
+        claims = self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            with self._verified_lock:
+                if len(self._verified) >= VERIFIED_CAPACITY:
+                    self._verified.pop(next(iter(self._verified)))
+                self._verified[token] = (dict(claims), min(exp + self.leeway, time.time() + VERIFIED_TTL_SECONDS))
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

@@ -267,7 +267,7 @@ class Deliverer:
             reference = f"{focus.resource_type}/{focus.id}"
             if reference not in context.entities:
                 context.entities.append(reference)
-        ResourceRepository(session, AUDIT_EVENT).create(audit_event(context, 200))
+        ResourceRepository(session, AUDIT_EVENT).append(audit_event(context, 200))
 
     def _release(self, pk: int, *, problem: str | None = None) -> None:
         with self.db.transaction() as session:

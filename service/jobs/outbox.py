@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store import derived
@@ -44,11 +43,9 @@ def _codes(observation: Mapping[str, Any]) -> list[list[str]]:
     ]
 
 
-def _previous_bands(session: Session, row: QuestionnaireResponseRow) -> dict[str, tuple[str, str] | None]:
-    previous = derived.previous_response_of(session, row)
-    if previous is None:
-        return {}
-    return {str(obs.source_key): _band(resource) for obs, resource in derived.live_scores(session, previous.id)}
+def bands_of(scores: Iterable[tuple[ObservationRow, Mapping[str, Any]]]) -> dict[str, tuple[str, str] | None]:
+    """The interpretation band of each score Observation, by its score key."""
+    return {str(obs.source_key): _band(resource) for obs, resource in scores}
 
 
 def _announced_before(session: Session, obs: ObservationRow, band: tuple[str, str] | None, worse: bool) -> bool:
@@ -62,8 +59,20 @@ def _announced_before(session: Session, obs: ObservationRow, band: tuple[str, st
     return _band(resource) == band and _deteriorated(resource) == worse
 
 
-def record_events(session: Session, row: QuestionnaireResponseRow, stored: StoredVersion) -> None:
-    """Outbox events for a scored (completed or amended) response version, written in its transaction."""
+def record_events(
+    session: Session,
+    row: QuestionnaireResponseRow,
+    stored: StoredVersion,
+    *,
+    scores: Sequence[tuple[ObservationRow, Mapping[str, Any]]],
+    previous_bands: Mapping[str, tuple[str, str] | None],
+    raised_flags: Sequence[FlagRow],
+) -> None:
+    """Outbox events for a scored (completed or amended) response version, written in its transaction.
+
+    ``scores`` are the response's standing score Observations after this write, ``previous_bands`` the bands of
+    the person's previous response to the instrument, ``raised_flags`` the Flags this write created.
+    """
     if row.status not in derived.SCORED_STATUSES:
         return
     patient = row.subject_id if row.subject_type == "Patient" else None
@@ -83,22 +92,12 @@ def record_events(session: Session, row: QuestionnaireResponseRow, stored: Store
         )
 
     events = [event(RESPONSE_COMPLETED.url, "QuestionnaireResponse", row.id, stored.version_id)]
-    previous_bands = _previous_bands(session, row)
-    for obs, resource in derived.live_scores(session, row.id):
+    for obs, resource in scores:
         band, worse = _band(resource), _deteriorated(resource)
         # A first score "crosses into" its band; later ones when the band differs from last time.
         crossed = band is not None and band != previous_bands.get(str(obs.source_key))
         if (crossed or worse) and not _announced_before(session, obs, band, worse):
             events.append(event(SCORE_ALERT.url, "Observation", obs.id, obs.version_id, _codes(resource)))
-    # Flags raised by this very write: new (version 1) and stamped no earlier than the response version.
-    raised = select(FlagRow).where(
-        FlagRow.derived_from_id == row.id,
-        FlagRow.deleted.is_(False),
-        FlagRow.version_id == 1,
-        FlagRow.status == "active",
-        FlagRow.last_updated >= stored.last_updated,
-    )
-    for flag in session.scalars(raised):
+    for flag in raised_flags:
         events.append(event(SAFETY_FLAG.url, "Flag", flag.id, flag.version_id))
     session.add_all(events)
-    session.flush()

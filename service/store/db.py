@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # SQLite has one writer at a time. Threads of this process take turns on a lock (woken as soon as it
+        # is free) instead of polling in SQLite's busy handler, whose sleeps grow to 100 ms; only writers in
+        # other processes still meet the busy timeout.
+        self._write_turn: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -68,7 +73,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed when the block ends, rolled back on any error."""
-        with self._sessions() as session, session.begin():
+        with self._write_turn or nullcontext(), self._sessions() as session, session.begin():
             session.connection(execution_options={WRITE_TRANSACTION: True})
             yield session
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, insert, inspect, or_, select, update
+from sqlalchemy.orm import Session, lazyload
 
 from service.fhir import jsonio
 from service.fhir.dates import instant_text
@@ -68,7 +68,16 @@ class ResourceRepository:
     # reads --------------------------------------------------------------------------------------------
 
     def get_row(self, resource_id: str) -> ResourceRow | None:
-        return self.session.scalars(select(self.model).where(self.model.id == resource_id)).one_or_none()
+        # Child rows (search tokens) load only if used: a read needs the row alone.
+        query = select(self.model).options(lazyload("*")).where(self.model.id == resource_id)
+        return self.session.scalars(query).one_or_none()
+
+    @staticmethod
+    def stored(kind: ResourceKind, row: ResourceRow) -> StoredVersion:
+        """The current version of a loaded row, served as stored (never parsed and serialised again)."""
+        deleted = row.deleted or row.resource_json is None
+        body = None if deleted or row.resource_json is None else row.resource_json.encode()
+        return StoredVersion(kind.resource_type, row.id, row.version_id, row.last_updated, row.deleted, body)
 
     def current(self, resource_id: str) -> StoredVersion | None:
         row = self.session.execute(
@@ -133,8 +142,10 @@ class ResourceRepository:
     # writes -------------------------------------------------------------------------------------------
 
     def create(
-        self, resource: Mapping[str, Any], *, resource_id: str | None = None
+        self, resource: Mapping[str, Any], *, resource_id: str | None = None, flush: bool = True
     ) -> tuple[ResourceRow, StoredVersion]:
+        """Store version 1. ``flush=False`` leaves the INSERTs to the session's next flush, so that a use case
+        writing several resources sends them together (the row has no ``pk`` until then)."""
         now = utcnow()
         resource_id = resource_id or new_id()
         stamped = _stamp(resource, resource_id, 1, now)
@@ -145,8 +156,25 @@ class ResourceRepository:
         self.session.add(row)
         if self.kind.versioned:
             self._record(resource_id, 1, now, "POST", body)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
+
+    def append(self, resource: Mapping[str, Any]) -> StoredVersion:
+        """Store an append-only record (an AuditEvent: unversioned, no child rows) with one INSERT, outside the
+        unit of work: the cheapest write there is, for what every request writes."""
+        assert not self.kind.versioned, "versioned resources keep history: use create"
+        now = utcnow()
+        resource_id = new_id()
+        stamped = _stamp(resource, resource_id, 1, now)
+        row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
+        self.kind.index(row, stamped)
+        body = jsonio.dumps(stamped)
+        row.resource_json = body.decode()
+        values = {column.key: getattr(row, column.key) for column in inspect(self.model).column_attrs}
+        values.pop("pk", None)
+        self.session.execute(insert(self.model), [values])
+        return StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
 
     def update(self, row: ResourceRow, resource: Mapping[str, Any]) -> StoredVersion:
         now = max(utcnow(), row.last_updated)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 
 from service.change import Change, PreviousScore, compare_scores
-from service.extraction import Extracted, extract_observations, provenance, safety_flag
+from service.extraction import extract_observations, provenance, safety_flag
 from service.faults import FaultPoints
 from service.fhir import jsonio
 from service.fhir.dates import instant_text
@@ -189,28 +189,38 @@ class QuestionnaireResponseRules:
             ids=lambda key: ids.setdefault(key, new_id()),
             reference=lambda oid: f"Observation/{oid}",
         )
+        written: dict[int, tuple[ResourceRow, StoredVersion]] = {}
+        new_items: list[tuple[int, tuple[dict[str, Any], str | None, dict[str, Any]]]] = []
+        for position, item in enumerate(extracted):
+            current = existing.pop(item.key, None)
+            if current is None:
+                resource = dict(item.resource)
+                new_items.append((position, (resource, resource.pop("id"), {"source_key": item.key})))
+            else:
+                written[position] = (current, observations.update(current, item.resource))
+        created = observations.create_many([new for _, new in new_items])
+        written.update(zip((position for position, _ in new_items), created, strict=True))
         targets = [f"QuestionnaireResponse/{row.id}/_history/{stored.version_id}"]
         scores: list[tuple[ObservationRow, dict[str, Any]]] = []
-        for item in extracted:
-            obs_row, obs_stored = self._store_observation(observations, existing.pop(item.key, None), item)
+        for position, item in enumerate(extracted):
+            obs_row, obs_stored = written[position]
+            assert isinstance(obs_row, ObservationRow)
             targets.append(f"Observation/{obs_stored.id}/_history/{obs_stored.version_id}")
             if item.key not in (None, "panel") and item.resource.get("status") != "entered-in-error":
                 scores.append((obs_row, item.resource))
         self._withdraw(observations, existing.values())
         self.faults.reached("after-observations")
         q_row = submission.questionnaire_row
-        ResourceRepository(session, PROVENANCE).create(
-            provenance(
-                targets=targets,
-                response=response,
-                questionnaire_reference=f"Questionnaire/{q_row.id}/_history/{q_row.version_id}",
-                questionnaire_canonical=f"{q_row.url}|{q_row.version}" if q_row.version else str(q_row.url),
-                recorded=instant_text(stored.last_updated),
-                software=self.software,
-                activity="CREATE" if stored.version_id == 1 else "UPDATE",
-            ),
-            flush=False,
+        record = provenance(
+            targets=targets,
+            response=response,
+            questionnaire_reference=f"Questionnaire/{q_row.id}/_history/{q_row.version_id}",
+            questionnaire_canonical=f"{q_row.url}|{q_row.version}" if q_row.version else str(q_row.url),
+            recorded=instant_text(stored.last_updated),
+            software=self.software,
+            activity="CREATE" if stored.version_id == 1 else "UPDATE",
         )
+        ResourceRepository(session, PROVENANCE).create_many([(record, None, {})])
         # The outbox: committed with the response, or not at all.
         record_events(
             session,
@@ -255,28 +265,15 @@ class QuestionnaireResponseRules:
         flags = ResourceRepository(session, FLAG)
         existing = {} if first else {flag.source_key: flag for flag in derived.derived_from(session, FlagRow, row.id)}
         raised = submission.scoring.safety_flags if response.get("status") in SCORED_STATUSES else ()
-        created: list[FlagRow] = []
+        new_flags: list[tuple[dict[str, Any], str | None, dict[str, Any]]] = []
         for raised_flag in raised:
             key = raised_flag.link_id or raised_flag.message
             if existing.pop(key, None) is None:
                 resource = safety_flag(raised_flag.message, response, f"QuestionnaireResponse/{row.id}")
-                new_row, _ = flags.create(resource, flush=False)
-                assert isinstance(new_row, FlagRow)
-                new_row.source_key = key
-                created.append(new_row)
+                new_flags.append((resource, None, {"source_key": key}))
+        created = [flag for flag, _ in flags.create_many(new_flags)]
         self._withdraw(flags, existing.values())
-        return created
-
-    def _store_observation(
-        self, repository: ResourceRepository, current: ObservationRow | None, item: Extracted
-    ) -> tuple[ObservationRow, StoredVersion]:
-        if current is None:
-            resource = dict(item.resource)
-            new_row, stored = repository.create(resource, resource_id=resource.pop("id"), flush=False)
-            assert isinstance(new_row, ObservationRow)
-            new_row.source_key = item.key
-            return new_row, stored
-        return current, repository.update(current, item.resource)
+        return [flag for flag in created if isinstance(flag, FlagRow)]
 
     @staticmethod
     def _withdraw(repository: ResourceRepository, rows: Any) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from service.store import derived
@@ -78,18 +79,18 @@ def record_events(
     patient = row.subject_id if row.subject_type == "Patient" else None
     canonical = row.questionnaire_url + (f"|{row.questionnaire_version}" if row.questionnaire_version else "")
 
-    def event(topic_url: str, focus_type: str, focus_id: str, version: int, codes: Any = None) -> OutboxEvent:
-        return OutboxEvent(
-            topic=topic_url,
-            focus_type=focus_type,
-            focus_id=focus_id,
-            focus_version=version,
-            occurred_at=stored.last_updated,
-            patient_id=patient,
-            questionnaire=canonical,
-            codes=orjson.dumps(codes).decode() if codes else None,
-            dispatched=False,
-        )
+    def event(topic_url: str, focus_type: str, focus_id: str, version: int, codes: Any = None) -> dict[str, Any]:
+        return {
+            "topic": topic_url,
+            "focus_type": focus_type,
+            "focus_id": focus_id,
+            "focus_version": version,
+            "occurred_at": stored.last_updated,
+            "patient_id": patient,
+            "questionnaire": canonical,
+            "codes": orjson.dumps(codes).decode() if codes else None,
+            "dispatched": False,
+        }
 
     events = [event(RESPONSE_COMPLETED.url, "QuestionnaireResponse", row.id, stored.version_id)]
     for obs, resource in scores:
@@ -100,4 +101,4 @@ def record_events(
             events.append(event(SCORE_ALERT.url, "Observation", obs.id, obs.version_id, _codes(resource)))
     for flag in raised_flags:
         events.append(event(SAFETY_FLAG.url, "Flag", flag.id, flag.version_id))
-    session.add_all(events)
+    session.connection().execute(insert(cast(Table, OutboxEvent.__table__)), events)

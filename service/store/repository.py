@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, insert, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir import jsonio
@@ -160,6 +160,67 @@ class ResourceRepository:
             self.session.flush()
         return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
 
+    def create_many(
+        self, items: Sequence[tuple[Mapping[str, Any], str | None, Mapping[str, Any]]]
+    ) -> list[tuple[ResourceRow, StoredVersion]]:
+        """Store version 1 of several new resources, given as (resource, id or None, extra column values), with
+        one INSERT per table (rows, their search-index child rows, history) rather than through the unit of
+        work. The rows returned are not attached to the session: read them, do not change them."""
+        if not items:
+            return []
+        now = utcnow()
+        mapper = inspect(self.model)
+        rows: list[ResourceRow] = []
+        stored: list[StoredVersion] = []
+        for resource, resource_id, columns in items:
+            resource_id = resource_id or new_id()
+            stamped = _stamp(resource, resource_id, 1, now)
+            row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
+            self.kind.index(row, stamped)
+            for name, value in columns.items():
+                setattr(row, name, value)
+            body = jsonio.dumps(stamped)
+            row.resource_json = body.decode()
+            rows.append(row)
+            stored.append(StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST"))
+        values = [{column.key: getattr(row, column.key) for column in mapper.column_attrs} for row in rows]
+        for value in values:
+            value.pop("pk", None)
+        table = cast(Table, self.model.__table__)
+        connection = self.session.connection()  # Core statements: no unit-of-work bookkeeping
+        pks = connection.execute(insert(table).returning(table.c.pk, sort_by_parameter_order=True), values).scalars()
+        for row, pk in zip(rows, pks, strict=True):
+            row.pk = pk
+        for relationship in mapper.relationships:
+            # The search-index child rows (Observation tokens, Provenance targets), linked by the parent's key.
+            (parent_column, child_column), *_ = relationship.synchronize_pairs
+            child_mapper = relationship.mapper
+            children = []
+            for row in rows:
+                for child in getattr(row, relationship.key):
+                    child_values = {column.key: getattr(child, column.key) for column in child_mapper.column_attrs}
+                    child_values.pop("pk", None)
+                    child_values[str(child_column.key)] = getattr(row, str(parent_column.key))
+                    children.append(child_values)
+            if children:
+                connection.execute(insert(cast(Table, child_mapper.local_table)), children)
+        if self.kind.versioned:
+            connection.execute(
+                insert(cast(Table, ResourceVersion.__table__)),
+                [
+                    {
+                        "resource_type": self.kind.resource_type,
+                        "resource_id": version.id,
+                        "version_id": 1,
+                        "last_updated": now,
+                        "method": "POST",
+                        "resource_json": row.resource_json,
+                    }
+                    for row, version in zip(rows, stored, strict=True)
+                ],
+            )
+        return list(zip(rows, stored, strict=True))
+
     def append(self, resource: Mapping[str, Any]) -> StoredVersion:
         """Store an append-only record (an AuditEvent: unversioned, no child rows) with one INSERT, outside the
         unit of work: the cheapest write there is, for what every request writes."""
@@ -173,7 +234,7 @@ class ResourceRepository:
         row.resource_json = body.decode()
         values = {column.key: getattr(row, column.key) for column in inspect(self.model).column_attrs}
         values.pop("pk", None)
-        self.session.execute(insert(self.model), [values])
+        self.session.connection().execute(insert(cast(Table, self.model.__table__)), [values])
         return StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
 
     def update(self, row: ResourceRow, resource: Mapping[str, Any]) -> StoredVersion:

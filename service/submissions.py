@@ -287,7 +287,7 @@ class QuestionnaireResponseRules:
 
     @staticmethod
     def _changes(
-        previous: QuestionnaireResponseRow | None,
+        previous: derived.PreviousResponse | None,
         previous_scores: list[tuple[ObservationRow, dict[str, Any]]],
         submission: Submission,
     ) -> dict[str, Change]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow
@@ -18,8 +19,9 @@ SCORED_STATUSES = ("completed", "amended")
 
 
 def derived_from(session: Session, model: type[Derived], response_id: str) -> list[Derived]:
-    """The live Observations (or Flags) derived from one response, any status."""
-    return list(session.scalars(select(model).where(model.derived_from_id == response_id, model.deleted.is_(False))))
+    """The live Observations (or Flags) derived from one response, any status (search-index rows load if used)."""
+    query = select(model).options(lazyload("*")).where(model.derived_from_id == response_id, model.deleted.is_(False))
+    return list(session.scalars(query))
 
 
 def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
@@ -36,44 +38,32 @@ def live_scores(session: Session, response_id: str) -> Iterator[tuple[Observatio
             yield row, resource
 
 
-def previous_response_of(session: Session, row: QuestionnaireResponseRow) -> QuestionnaireResponseRow | None:
-    """The same person's previous scored response to the same instrument, before this one."""
-    return previous_response(
-        session,
-        response_id=row.id,
-        subject=(row.subject_type, row.subject_id),
-        questionnaire_url=row.questionnaire_url,
-        authored_key=row.authored_key,
-    )
+@dataclass(frozen=True, slots=True)
+class PreviousResponse:
+    id: str
+    authored_low: datetime | None
 
 
-def previous_response(
-    session: Session,
-    *,
-    response_id: str,
-    subject: tuple[str | None, str | None],
-    questionnaire_url: str,
-    authored_key: datetime,
-) -> QuestionnaireResponseRow | None:
+def previous_response_of(session: Session, row: QuestionnaireResponseRow) -> PreviousResponse | None:
     """The same person's latest scored response to the same instrument authored before this one."""
-    subject_type, subject_id = subject
-    if subject_id is None:
+    if row.subject_id is None:
         return None
     query = (
-        select(QuestionnaireResponseRow)
+        select(QuestionnaireResponseRow.id, QuestionnaireResponseRow.authored_low)
         .where(
-            QuestionnaireResponseRow.subject_id == subject_id,
-            QuestionnaireResponseRow.subject_type == subject_type,
-            QuestionnaireResponseRow.questionnaire_url == questionnaire_url,
+            QuestionnaireResponseRow.subject_id == row.subject_id,
+            QuestionnaireResponseRow.subject_type == row.subject_type,
+            QuestionnaireResponseRow.questionnaire_url == row.questionnaire_url,
             QuestionnaireResponseRow.status.in_(SCORED_STATUSES),
             QuestionnaireResponseRow.deleted.is_(False),
-            QuestionnaireResponseRow.id != response_id,
-            QuestionnaireResponseRow.authored_key < authored_key,
+            QuestionnaireResponseRow.id != row.id,
+            QuestionnaireResponseRow.authored_key < row.authored_key,
         )
         .order_by(QuestionnaireResponseRow.authored_key.desc(), QuestionnaireResponseRow.pk.desc())
         .limit(1)
     )
-    return session.scalars(query).one_or_none()
+    found = session.execute(query).one_or_none()
+    return PreviousResponse(found.id, found.authored_low) if found is not None else None
 
 
 def observations_for_responses(session: Session, response_ids: list[str]) -> list[tuple[str, str]]:

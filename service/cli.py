@@ -135,6 +135,61 @@ def questionnaires_check(directory: Path | None) -> None:
     click.echo("questionnaire definitions: all valid")
 
 
+@main.group()
+def demo() -> None:
+    """Synthetic demo data (tagged as synthetic; never loaded unless asked)."""
+
+
+@demo.command("load")
+@click.option(
+    "--patients",
+    type=click.IntRange(1, 99),
+    default=12,
+    show_default=True,
+    help="How many synthetic people (Patient/demo-01, demo-02, ...)",
+)
+def demo_load(patients: int) -> None:
+    """Store synthetic people's responses through the submission path; loading again adds nothing twice."""
+    from datetime import UTC, datetime
+
+    from service.app import build_resources
+    from service.demo import DemoError, load_demo
+    from service.store.db import Database
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        report = load_demo(build_resources(settings, db), today=datetime.now(UTC).date(), patients=patients)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    counts = report.counts
+    click.echo(
+        f"demo data: {counts.people} people, {counts.responses} responses ({report.created} new, "
+        f"{report.existing} already stored), {counts.observations} observations, {counts.flags} flags"
+    )
+
+
+@demo.command("remove")
+def demo_remove() -> None:
+    """Delete every demo response and what was derived from it (Observations, Flags, Provenance)."""
+    from service.app import build_resources
+    from service.demo import remove_demo
+    from service.store.db import Database
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        removed = remove_demo(build_resources(settings, db))
+    finally:
+        db.dispose()
+    click.echo(
+        f"demo data removed: {removed.people} people, {removed.responses} responses, "
+        f"{removed.observations} observations, {removed.flags} flags, {removed.provenance} provenance"
+    )
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

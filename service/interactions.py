@@ -215,6 +215,12 @@ class ResourceInteractions:
             return self.rules.prepare_early(session, resource)
 
     def _create(self, resource: dict[str, Any], grant: Grant, match_query: str | None) -> WriteResult:
+        if match_query is not None:
+            # A retry finds what it stored before, without the work of preparing it again.
+            with self.db.read_session() as session:
+                match = self._conditional_match(session, match_query, grant)
+            if match is not None:
+                return WriteResult(match, created=False, issues=[], existing=True)
         early = self._prepare_early(resource)
         with self.db.transaction() as session:
             if match_query is not None:

@@ -42,6 +42,19 @@ def test_a_repeat_returns_the_stored_response(fhir: Fhir) -> None:
     assert fhir.get("QuestionnaireResponse").get_json()["total"] == 4
 
 
+def test_a_repeat_is_answered_from_the_store_whatever_its_body(fhir: Fhir) -> None:
+    # As FHIR's conditional create: once the identifier matches, the posted body is not looked at again.
+    first = fhir.post("QuestionnaireResponse", _with_identifier("F-2"))
+    assert first.status_code == 201
+    changed = _with_identifier("F-2")
+    changed["item"][0]["answer"] = [{"valueCoding": {"code": "not-an-option"}}]
+    without_identifier = {k: v for k, v in changed.items() if k != "identifier"}
+    assert fhir.post("QuestionnaireResponse", without_identifier).status_code == 422
+    again = fhir.post("QuestionnaireResponse", changed)
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+
+
 def test_a_deleted_response_frees_its_identifier(fhir: Fhir) -> None:
     first = fhir.create(_with_identifier("D-1"))
     fhir.delete(f"QuestionnaireResponse/{first['id']}")

@@ -281,4 +281,6 @@ class Exports:
         path = job_directory(self.settings, job_id) / file_name(resource_type, part)
         if not path.is_file():
             raise NotFound(f"Export {job_id} has no such file (it may have expired)")
-        return path
+        # Absolute: a relative PROMS_EXPORT_DIR means the working directory, for the worker and for this
+        # process alike (a relative path handed on to Flask would be taken as relative to the package).
+        return path.resolve()

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit postgres node-deps browser bench clean
+.PHONY: install run demo test lint typecheck unit postgres node-deps browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,22 @@ run: install
 	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
 	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
 
+# The same service with synthetic demo people (README: Demo data), on a database of its own so that demo data never
+# mixes with var/proms.sqlite3. Measures are due every 12 weeks here, so the people who stopped coming are overdue.
+demo: export PROMS_DATABASE_URL = sqlite:///var/demo.sqlite3
+demo: export PROMS_AUTH ?= none
+demo: export PROMS_SCHEDULE ?= *=84
+demo: install
+	$(BIN)/proms db upgrade
+	$(BIN)/proms questionnaires load
+	$(BIN)/proms demo load
+	$(BIN)/proms worker & worker=$$!; \
+	$(BIN)/proms serve & server=$$!; \
+	trap 'kill -TERM $$server $$worker 2>/dev/null' INT TERM; \
+	wait $$server; status=$$?; \
+	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
+	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
+
 # PostgreSQL is a test target too: start the machine's cluster if it is installed but down.
 postgres:
 	@if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then \
@@ -42,9 +58,11 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 node-deps:
-	@if [ -f tests/node/package-lock.json ]; then \
-		cd tests/node && ([ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error); \
-	fi
+	@for dir in tests/node examples/javascript; do \
+		if [ -f $$dir/package-lock.json ]; then \
+			(cd $$dir && ([ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error)) || exit 1; \
+		fi; \
+	done
 
 lint: install
 	$(BIN)/ruff check .
@@ -65,4 +83,4 @@ bench: install postgres
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis tests/node/node_modules
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis tests/node/node_modules examples/javascript/node_modules

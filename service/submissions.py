@@ -43,11 +43,22 @@ def resolve_questionnaire(session: Session, canonical: str, base_url: str) -> Qu
     return store.find_by_canonical(session, url, version or None)
 
 
+def resolve_reference(session: Session, canonical: str, base_url: str) -> store.QuestionnaireRef | None:
+    """As resolve_questionnaire, the identity of the version only (one small query)."""
+    local_prefix = base_url.rstrip("/") + "/Questionnaire/"
+    if canonical.startswith(local_prefix) or canonical.startswith("Questionnaire/"):
+        by_id = store.ref_by_id(session, canonical.rsplit("/", 1)[-1].split("|")[0])
+        if by_id is not None:
+            return by_id
+    url, _, version = canonical.partition("|")
+    return store.ref_by_canonical(session, url, version or None)
+
+
 @dataclass(slots=True)
 class Submission:
     """What preparing a response worked out, carried to the derived writes after it is stored."""
 
-    questionnaire_row: QuestionnaireRow
+    questionnaire_row: store.QuestionnaireRef
     questionnaire: dict[str, Any]
     scoring: ScoringResult
     warnings: list[Issue] = field(default_factory=list)
@@ -60,12 +71,13 @@ class QuestionnaireCache:
         self._entries: dict[tuple[str, int], dict[str, Any]] = {}
         self._capacity = capacity
 
-    def get(self, row: QuestionnaireRow) -> dict[str, Any]:
-        key = (row.id, row.version_id)
+    def get(self, session: Session, ref: store.QuestionnaireRef) -> dict[str, Any]:
+        key = (ref.id, ref.version_id)
         found = self._entries.get(key)
         if found is None:
-            assert row.resource_json is not None
-            found = jsonio.loads_object(row.resource_json.encode())
+            text = store.json_of(session, ref.pk)
+            assert text is not None
+            found = jsonio.loads_object(text.encode())
             if len(self._entries) >= self._capacity:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = found
@@ -119,7 +131,7 @@ class QuestionnaireResponseRules:
     def check_delete(self, session: Session, row: ResourceRow) -> None:
         return None
 
-    def resolve(self, session: Session, resource: Mapping[str, Any]) -> tuple[QuestionnaireRow, dict[str, Any]]:
+    def resolve(self, session: Session, resource: Mapping[str, Any]) -> tuple[store.QuestionnaireRef, dict[str, Any]]:
         status = resource.get("status")
         if status not in RESPONSE_STATUSES:
             raise BadRequest(
@@ -141,7 +153,7 @@ class QuestionnaireResponseRules:
                     "QuestionnaireResponse.questionnaire",
                 )
             )
-        row = resolve_questionnaire(session, str(canonical), self.base_url)
+        row = resolve_reference(session, str(canonical), self.base_url)
         if row is None:
             raise Unprocessable(
                 Issue(
@@ -152,7 +164,7 @@ class QuestionnaireResponseRules:
                     "QuestionnaireResponse.questionnaire",
                 )
             )
-        return row, self.questionnaires.get(row)
+        return row, self.questionnaires.get(session, row)
 
     def _prepare(self, session: Session, resource: dict[str, Any]) -> Prepared:
         row, questionnaire = self.resolve(session, resource)
@@ -175,8 +187,7 @@ class QuestionnaireResponseRules:
         if response.get("status") not in SCORED_STATUSES:
             self._withdraw(observations, existing.values())
             return
-        previous = derived.previous_response_of(session, row)
-        previous_scores = list(derived.live_scores(session, previous.id)) if previous is not None else []
+        previous, previous_scores = derived.previous_response_of(session, row)
         changes = self._changes(previous, previous_scores, submission)
         ids = {key: obs.id for key, obs in existing.items() if key is not None}
         extracted = extract_observations(
@@ -288,15 +299,15 @@ class QuestionnaireResponseRules:
     @staticmethod
     def _changes(
         previous: derived.PreviousResponse | None,
-        previous_scores: list[tuple[ObservationRow, dict[str, Any]]],
+        previous_scores: list[tuple[str, dict[str, Any]]],
         submission: Submission,
     ) -> dict[str, Change]:
         if previous is None:
             return {}
         authored = previous.authored_low.isoformat() if isinstance(previous.authored_low, datetime) else None
         values: dict[str, PreviousScore] = {}
-        for obs, resource in previous_scores:
+        for key, resource in previous_scores:
             value = resource.get("valueInteger", (resource.get("valueQuantity") or {}).get("value"))
             if isinstance(value, int | float):
-                values[str(obs.source_key)] = PreviousScore(float(value), previous.id, authored)
+                values[key] = PreviousScore(float(value), previous.id, authored)
         return compare_scores(submission.scoring.scores, values)

@@ -44,9 +44,9 @@ def _codes(observation: Mapping[str, Any]) -> list[list[str]]:
     ]
 
 
-def bands_of(scores: Iterable[tuple[ObservationRow, Mapping[str, Any]]]) -> dict[str, tuple[str, str] | None]:
+def bands_of(scores: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, tuple[str, str] | None]:
     """The interpretation band of each score Observation, by its score key."""
-    return {str(obs.source_key): _band(resource) for obs, resource in scores}
+    return {key: _band(resource) for key, resource in scores}
 
 
 def _announced_before(session: Session, obs: ObservationRow, band: tuple[str, str] | None, worse: bool) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
@@ -28,42 +27,52 @@ def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
     return derived_from(session, ObservationRow, response_id)
 
 
-def live_scores(session: Session, response_id: str) -> Iterator[tuple[ObservationRow, dict[str, Any]]]:
-    """The score Observations of a response that still stand (not the panel, not entered-in-error)."""
-    for row in observations_of(session, response_id):
-        if row.source_key in (None, "panel") or row.resource_json is None:
-            continue
-        resource = loads_object(row.resource_json.encode())
-        if resource.get("status") != "entered-in-error":
-            yield row, resource
-
-
 @dataclass(frozen=True, slots=True)
 class PreviousResponse:
     id: str
     authored_low: datetime | None
 
 
-def previous_response_of(session: Session, row: QuestionnaireResponseRow) -> PreviousResponse | None:
-    """The same person's latest scored response to the same instrument authored before this one."""
+def previous_response_of(
+    session: Session, row: QuestionnaireResponseRow
+) -> tuple[PreviousResponse | None, list[tuple[str, dict[str, Any]]]]:
+    """The same person's latest scored response to the same instrument authored before this one, and its score
+    Observations that still stand (not the panel, not entered-in-error) as (score key, resource): one query."""
     if row.subject_id is None:
-        return None
-    query = (
-        select(QuestionnaireResponseRow.id, QuestionnaireResponseRow.authored_low)
+        return None, []
+    QR = QuestionnaireResponseRow
+    previous = (
+        select(QR.id, QR.authored_low)
         .where(
-            QuestionnaireResponseRow.subject_id == row.subject_id,
-            QuestionnaireResponseRow.subject_type == row.subject_type,
-            QuestionnaireResponseRow.questionnaire_url == row.questionnaire_url,
-            QuestionnaireResponseRow.status.in_(SCORED_STATUSES),
-            QuestionnaireResponseRow.deleted.is_(False),
-            QuestionnaireResponseRow.id != row.id,
-            QuestionnaireResponseRow.authored_key < row.authored_key,
+            QR.subject_id == row.subject_id,
+            QR.subject_type == row.subject_type,
+            QR.questionnaire_url == row.questionnaire_url,
+            QR.status.in_(SCORED_STATUSES),
+            QR.deleted.is_(False),
+            QR.id != row.id,
+            QR.authored_key < row.authored_key,
         )
-        .order_by(QuestionnaireResponseRow.authored_key.desc(), QuestionnaireResponseRow.pk.desc())
+        .order_by(QR.authored_key.desc(), QR.pk.desc())
         .limit(1)
+        .subquery()
     )
-    found = session.execute(query).one_or_none()
-    return PreviousResponse(found.id, found.authored_low) if found is not None else None
+    query = select(
+        previous.c.id, previous.c.authored_low, ObservationRow.source_key, ObservationRow.resource_json
+    ).join(
+        ObservationRow,
+        and_(ObservationRow.derived_from_id == previous.c.id, ObservationRow.deleted.is_(False)),
+        isouter=True,
+    )
+    found: PreviousResponse | None = None
+    scores: list[tuple[str, dict[str, Any]]] = []
+    for result in session.execute(query):
+        found = PreviousResponse(result.id, result.authored_low)
+        if result.source_key in (None, "panel") or result.resource_json is None:
+            continue
+        resource = loads_object(result.resource_json.encode())
+        if resource.get("status") != "entered-in-error":
+            scores.append((str(result.source_key), resource))
+    return found, scores
 
 
 def observations_for_responses(session: Session, response_ids: list[str]) -> list[tuple[str, str]]:

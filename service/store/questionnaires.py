@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, defer, lazyload
 
 from service.store.models import QuestionnaireResponseRow, QuestionnaireRow
@@ -29,6 +31,42 @@ def find_by_id(session: Session, resource_id: str) -> QuestionnaireRow | None:
         .options(defer(QuestionnaireRow.resource_json), lazyload(QuestionnaireRow.codes))
         .where(QuestionnaireRow.id == resource_id, QuestionnaireRow.deleted.is_(False))
     ).one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireRef:
+    """Which stored Questionnaire version a canonical names, without its JSON (parsed copies are cached by
+    (id, version_id), which never change)."""
+
+    pk: int
+    id: str
+    version_id: int
+    url: str | None
+    version: str | None
+
+
+def _ref(session: Session, *conditions: ColumnElement[bool], latest: bool = False) -> QuestionnaireRef | None:
+    Q = QuestionnaireRow
+    query = select(Q.pk, Q.id, Q.version_id, Q.url, Q.version).where(*conditions, Q.deleted.is_(False))
+    if latest:
+        query = query.order_by(Q.last_updated.desc()).limit(1)
+    found = session.execute(query).first()
+    return QuestionnaireRef(found.pk, found.id, found.version_id, found.url, found.version) if found else None
+
+
+def ref_by_canonical(session: Session, url: str, version: str | None) -> QuestionnaireRef | None:
+    """As find_by_canonical, the identity only."""
+    if version is not None:
+        return _ref(session, QuestionnaireRow.url == url, QuestionnaireRow.version == version)
+    return _ref(session, QuestionnaireRow.url == url, latest=True)
+
+
+def ref_by_id(session: Session, resource_id: str) -> QuestionnaireRef | None:
+    return _ref(session, QuestionnaireRow.id == resource_id)
+
+
+def json_of(session: Session, pk: int) -> str | None:
+    return session.scalar(select(QuestionnaireRow.resource_json).where(QuestionnaireRow.pk == pk))
 
 
 def is_answered(session: Session, questionnaire_pk: int) -> bool:

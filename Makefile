@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint typecheck unit postgres node-deps browser bench clean
+.PHONY: install run demo test lint typecheck unit postgres node-deps browser wrk bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,7 +79,11 @@ test: install postgres node-deps browser lint typecheck
 	$(BIN)/proms questionnaires check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: install postgres
+# Benchmarks (by hand; each prints a table for bench/README.md). wrk generates the HTTP load.
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+
+bench: install postgres node-deps wrk
 	$(BIN)/python -m bench
 
 clean:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -54,6 +56,47 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=5)
 
 
+class WriteTurn:
+    """Writers to one SQLite database take turns: a thread lock within the process, ``flock`` across processes."""
+
+    def __init__(self, url: str) -> None:
+        database = make_url(url).database
+        on_disk = bool(database) and database != ":memory:" and not str(database).startswith("file:")
+        self._path = Path(f"{database}.writer-lock") if on_disk else None
+        self._thread_lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._pid = 0
+
+    def _lock_file(self) -> IO[bytes] | None:
+        if self._path is None:
+            return None
+        if self._file is None or self._pid != os.getpid():  # one open file per process (flock is per open file)
+            if self._file is not None:
+                self._file.close()  # the parent's, inherited: closing this copy leaves the parent's lock alone
+            self._file = self._path.open("ab")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._thread_lock:
+            lock_file = self._lock_file()
+            if lock_file is None:
+                yield
+                return
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 class Database:
     """Owns the engine and hands out sessions; nothing module-level, one per app."""
 
@@ -61,10 +104,11 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        # SQLite has one writer at a time. Threads of this process take turns on a lock (woken as soon as it
-        # is free) instead of polling in SQLite's busy handler, whose sleeps grow to 100 ms; only writers in
-        # other processes still meet the busy timeout.
-        self._write_turn: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
+        # SQLite has one writer at a time, and a writer that finds the lock taken polls in SQLite's busy
+        # handler, sleeping up to 100 ms at a time while the lock is free again after a millisecond. So writers
+        # queue instead: the threads of a process on a lock, the processes (web workers, the worker) on an
+        # advisory lock on a file beside the database; both wake a waiter as soon as they are released.
+        self._write_turn: WriteTurn | None = WriteTurn(url) if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -73,7 +117,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed when the block ends, rolled back on any error."""
-        with self._write_turn or nullcontext(), self._sessions() as session, session.begin():
+        with self._write_turn() if self._write_turn else nullcontext(), self._sessions() as session, session.begin():
             session.connection(execution_options={WRITE_TRANSACTION: True})
             yield session
 
@@ -88,3 +132,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_turn is not None:
+            self._write_turn.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -62,39 +63,41 @@ class WriteTurn:
     def __init__(self, url: str) -> None:
         database = make_url(url).database
         on_disk = bool(database) and database != ":memory:" and not str(database).startswith("file:")
-        self._path = Path(f"{database}.writer-lock") if on_disk else None
+        self._path = f"{database}.writer-lock" if on_disk else None
         self._thread_lock = threading.Lock()
-        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
         self._pid = 0
+        self._closer: weakref.finalize[Any, Any] | None = None
 
-    def _lock_file(self) -> IO[bytes] | None:
+    def _lock_fd(self) -> int | None:
         if self._path is None:
             return None
-        if self._file is None or self._pid != os.getpid():  # one open file per process (flock is per open file)
-            if self._file is not None:
-                self._file.close()  # the parent's, inherited: closing this copy leaves the parent's lock alone
-            self._file = self._path.open("ab")
+        if self._fd is None or self._pid != os.getpid():  # one open file per process (flock is per open file)
+            if self._fd is not None and self._closer is not None:
+                self._closer()  # the parent's, inherited: closing this copy leaves the parent's lock alone
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
             self._pid = os.getpid()
-        return self._file
+            self._closer = weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
     def close(self) -> None:
         with self._thread_lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._closer is not None:
+                self._closer()
+            self._fd = self._closer = None
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
         with self._thread_lock:
-            lock_file = self._lock_file()
-            if lock_file is None:
+            fd = self._lock_fd()
+            if fd is None:
                 yield
                 return
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Database:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.cds_patient_view", "bench.bulk_export")
+BENCHMARKS = (
+    "bench.submit",
+    "bench.read_search",
+    "bench.scoring",
+    "bench.profile_requests",
+    "bench.cds_patient_view",
+    "bench.bulk_export",
+)
 
 
 def main() -> None:

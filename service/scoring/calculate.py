@@ -17,6 +17,7 @@ no expression of a walk did, another walk could not change anything and none is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from service.fhir.issues import Issue
@@ -24,7 +25,14 @@ from service.scoring.answers import AnswerTypeError, answer_for, answer_value, d
 from service.scoring.definition import ExpressionDef, ItemDef, QuestionnaireDefinition
 from service.scoring.fhirpath import describe, plain
 from service.scoring.functions import FhirPathError, SdcFunctions
-from service.scoring.scope import Scope, Visit, containers
+from service.scoring.scope import Scope, Visit, child_lists
+
+# The items a walk for calculations needs: those with a calculatedExpression and the groups holding them.
+HOLDS_CALCULATION = attrgetter("holds_calculation")
+
+
+def _holds_expressions(item: ItemDef) -> bool:
+    return item.holds_calculation or item.holds_flag
 
 
 class _Reads:
@@ -77,7 +85,9 @@ class Calculation:
 
     def run(self) -> list[Issue]:
         self._watch(self.response)
-        structure = list(self.scope.walk(variables=False))
+        # Failures are reported on calculated items, flagged items and the groups holding them: only their
+        # places in the response as submitted are needed.
+        structure = list(self.scope.walk(variables=False, within=_holds_expressions))
         self.submitted_locations = {id(v.item): v.location for v in structure if v.item is not None}
         submitted = [
             (v.item, v.item_def, v.location, v.item.get("answer"))
@@ -85,7 +95,7 @@ class Calculation:
             if v.item is not None and v.item_def is not None and v.item_def.calculated is not None
         ]
         self._create_missing()
-        calculated = [v for v in self.scope.walk(variables=False) if _is_calculated(v)]
+        calculated = [v for v in self.scope.walk(variables=False, within=HOLDS_CALCULATION) if _is_calculated(v)]
         for visit in calculated:
             assert visit.item is not None
             visit.item.pop("answer", None)
@@ -118,7 +128,7 @@ class Calculation:
 
     def _walk_once(self) -> list[Visit]:
         changed = []
-        for visit in self.scope.walk():
+        for visit in self.scope.walk(within=HOLDS_CALCULATION):
             if not _is_calculated(visit):
                 continue
             assert visit.item is not None and visit.item_def is not None
@@ -158,10 +168,11 @@ class Calculation:
     # -- where the calculated items go ------------------------------------------------------------------
 
     def _watch(self, parent: dict[str, Any]) -> None:
-        for children, _ in containers(parent, ""):
+        calculated = self.definition.calculated_link_ids
+        for children in child_lists(parent):
             for index, item in enumerate(children):
                 if isinstance(item, dict):
-                    if _calculated_link(self.definition, item):
+                    if str(item.get("linkId")) in calculated:
                         item = children[index] = _WatchedItem(item, self.reads)
                     self._watch(item)
 
@@ -198,7 +209,7 @@ class Calculation:
                 if not definition.children:
                     continue
                 for item in present:
-                    nested = [children for children, _ in containers(item, "")]
+                    nested = child_lists(item)
                     if not nested and definition.type == "group":
                         item["item"] = []
                         nested = [item["item"]]
@@ -206,12 +217,13 @@ class Calculation:
 
     def _prune(self, parent: dict[str, Any]) -> None:
         """Drop calculated items left without a value, and the groups created only to hold them."""
-        for children, _ in containers(parent, ""):
+        calculated = self.definition.calculated_link_ids
+        for children in child_lists(parent):
             kept = []
             for item in children:
                 if isinstance(item, dict):
                     self._prune(item)
-                    removable = id(item) in self.created or _calculated_link(self.definition, item)
+                    removable = id(item) in self.created or str(item.get("linkId")) in calculated
                     if removable and not item.get("answer") and not item.get("item"):
                         continue
                     if isinstance(item, _WatchedItem):
@@ -245,8 +257,3 @@ class Calculation:
 
 def _is_calculated(visit: Visit) -> bool:
     return visit.item is not None and visit.item_def is not None and visit.item_def.calculated is not None
-
-
-def _calculated_link(definition: QuestionnaireDefinition, item: Mapping[str, Any]) -> bool:
-    item_def = definition.by_link_id.get(str(item.get("linkId")))
-    return item_def is not None and item_def.calculated is not None

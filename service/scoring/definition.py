@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ import orjson
 from service.scoring import extensions as ext
 from service.scoring.fhirpath import CompiledExpression, compile_expression
 from service.scoring.functions import FhirPathError
-from service.scoring.weights import Terminology
+from service.scoring.weights import OptionCache, Terminology
 
 FHIRPATH = "text/fhirpath"
 _CACHE_SIZE = 128
@@ -56,6 +57,8 @@ class ItemDef:
     unit: Mapping[str, Any] | None
     children: tuple[ItemDef, ...]
     holds_calculation: bool  # this item or one below it has a calculatedExpression
+    holds_flag: bool  # this item or one below it has a safety flag
+    child_index: Mapping[str, ItemDef]  # ``children`` by linkId (the last one, should a linkId repeat)
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,33 @@ class QuestionnaireDefinition:
     variables: tuple[ExpressionDef, ...]
     flags: tuple[FlagDef, ...]
     items: tuple[ItemDef, ...]
+    item_index: Mapping[str, ItemDef]  # ``items`` by linkId (the last one, should a linkId repeat)
     by_link_id: Mapping[str, ItemDef]
     q_items: Mapping[str, Mapping[str, Any]]
     contained: Terminology
     expressions: tuple[ExpressionDef, ...]  # every Expression, in document order
+    # The answer options coded answers pick, filled in as responses are scored (see AnswerWeights).
+    options: OptionCache = field(default_factory=dict, compare=False, repr=False)
+    # What scoring reads off the Questionnaire on first use and keeps with it (e.g. a score's bands).
+    readings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def calculated(self) -> Iterator[ItemDef]:
         """Items with a calculatedExpression, in Questionnaire order."""
-        return (item for item in self.walk() if item.calculated is not None)
+        return iter(self.calculated_items)
+
+    @functools.cached_property
+    def calculated_items(self) -> tuple[ItemDef, ...]:
+        return tuple(item for item in self.walk() if item.calculated is not None)
+
+    @functools.cached_property
+    def has_flags(self) -> bool:
+        """Whether a safety flag is defined anywhere."""
+        return bool(self.flags) or any(item.flags for item in self.walk())
+
+    @functools.cached_property
+    def calculated_link_ids(self) -> frozenset[str]:
+        """The linkIds whose (first) item has a calculatedExpression."""
+        return frozenset(link_id for link_id, item in self.by_link_id.items() if item.calculated is not None)
 
     def walk(self) -> Iterator[ItemDef]:
         def visit(items: tuple[ItemDef, ...]) -> Iterator[ItemDef]:
@@ -80,6 +102,11 @@ class QuestionnaireDefinition:
                 yield from visit(item.children)
 
         return visit(self.items)
+
+
+def _sibling_index(items: tuple[ItemDef, ...]) -> Mapping[str, ItemDef]:
+    """Items by linkId, as a walk of the response finds them among siblings (the last one wins)."""
+    return {item.link_id: item for item in items}
 
 
 def _compile(text: str, language: str | None) -> tuple[CompiledExpression | None, str | None]:
@@ -161,6 +188,8 @@ class _Reader:
                 unit=ext.as_mapping(unit.get("valueCoding")) if unit is not None else None,
                 children=children,
                 holds_calculation=calculated is not None or any(c.holds_calculation for c in children),
+                holds_flag=bool(flags) or any(c.holds_flag for c in children),
+                child_index=_sibling_index(children),
             )
             self.by_link_id.setdefault(link_id, definition)
             self.q_items.setdefault(link_id, item)
@@ -178,6 +207,7 @@ def read_definition(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition
         variables=variables,
         flags=flags,
         items=items,
+        item_index=_sibling_index(items),
         by_link_id=reader.by_link_id,
         q_items=reader.q_items,
         contained=Terminology(ext.as_list(questionnaire.get("contained"))),
@@ -192,6 +222,8 @@ def _json_default(value: Any) -> Any:
 
 
 _cache: OrderedDict[bytes, QuestionnaireDefinition] = OrderedDict()
+# The Questionnaire objects last seen, by identity: (the object, its JSON as last seen, its definition).
+_seen: OrderedDict[int, tuple[Mapping[str, Any], bytes, QuestionnaireDefinition]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -199,8 +231,26 @@ def definition_for(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition:
     """The definition of ``questionnaire``, read once per content (so once per ``url|version`` in practice).
 
     Keyed by a digest of the content rather than by ``url|version``: a draft may change under the same
-    version, and a stale cached definition would score with the wrong rules.
+    version, and a stale cached definition would score with the wrong rules. Callers usually pass the
+    same object again (a parsed Questionnaire they keep): then its JSON is compared with the JSON it had,
+    which is cheaper than the digest and as exact.
     """
+    as_seen = orjson.dumps(questionnaire, default=_json_default)
+    with _lock:
+        seen = _seen.get(id(questionnaire))
+        if seen is not None and seen[0] is questionnaire and seen[1] == as_seen:
+            _seen.move_to_end(id(questionnaire))
+            return seen[2]
+    definition = _definition_by_content(questionnaire)
+    with _lock:
+        _seen[id(questionnaire)] = (questionnaire, as_seen, definition)
+        _seen.move_to_end(id(questionnaire))
+        while len(_seen) > _CACHE_SIZE:
+            _seen.popitem(last=False)
+    return definition
+
+
+def _definition_by_content(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition:
     dumped = orjson.dumps(questionnaire, option=orjson.OPT_SORT_KEYS, default=_json_default)
     key = hashlib.blake2b(dumped, digest_size=20).digest()
     with _lock:

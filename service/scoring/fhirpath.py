@@ -4,12 +4,17 @@ fhirpathpy's own entry points (``evaluate``/``compile``) hand user-defined funct
 ``weight()`` must know where a value sits in the response (which item, which answer) to find its
 answer option. So expressions are parsed once with fhirpathpy's parser and run through its engine
 directly, with the function table of ``functions.py``, whose functions receive the engine's items.
+
+Each parsed expression is also compiled into closures (``compiler.py``) that evaluate it as the
+interpreter does, only faster; ``interpreted()`` turns them off, to compare the two.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +30,7 @@ from fhirpathpy.parser import parse
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from service.scoring.compiler import Plan, compile_plan
 from service.scoring.functions import (
     FUNCTIONS,
     SDC_KEY,
@@ -51,13 +57,15 @@ class CompiledExpression:
     """One parsed FHIRPath expression (parse once, evaluate many times).
 
     ``ast`` is the expression as written; ``program`` is what runs: the same tree with each constant
-    collection (such as ``('a' | 'b' | 'c')``) computed once and read from ``constants``.
+    collection (such as ``('a' | 'b' | 'c')``) computed once and read from ``constants``. ``plan`` is
+    ``program`` compiled into closures (None for a tree too deep to compile: the interpreter runs it).
     """
 
     text: str
     ast: Mapping[str, Any]
     program: Mapping[str, Any]
     constants: Mapping[str, list[Any]]
+    plan: Plan | None = None
 
 
 class _RaisingListener(ErrorListener):  # type: ignore[misc]
@@ -99,13 +107,21 @@ def _compile(text: str) -> CompiledExpression | str:
     try:
         _check_syntax(text)
         ast = parse(text)  # type: ignore[no-untyped-call]
-        return CompiledExpression(text, ast, _fold(ast, constants), constants)
+        program = _fold(ast, constants)
     except FhirPathError as exc:
         return str(exc)
     except RecursionError:
         raise
     except Exception as exc:  # the parser's own failures, whatever their class
         return f"the parser failed ({exc or type(exc).__name__})"
+    return CompiledExpression(text, ast, program, constants, _plan(program, constants))
+
+
+def _plan(program: Mapping[str, Any], constants: Mapping[str, list[Any]]) -> Plan | None:
+    try:
+        return compile_plan(program["children"][0], constants)
+    except Exception:  # a tree the compiler cannot take is left to the interpreter, which is always right
+        return None
 
 
 # Node types whose value cannot depend on the input, the environment or any function.
@@ -196,6 +212,22 @@ def plain(values: Sequence[Any]) -> list[Any]:
 
 # ---- evaluation ---------------------------------------------------------------------------------------
 
+_interpreted: ContextVar[bool] = ContextVar("proms_fhirpath_interpreted", default=False)
+
+
+@contextmanager
+def interpreted() -> Iterator[None]:
+    """Within the block, expressions are evaluated by fhirpathpy's interpreter, not by their closures.
+
+    The two give the same results (the differential tests check it); this is how they are compared,
+    and how the benchmark shows what the closures gain.
+    """
+    token = _interpreted.set(True)
+    try:
+        yield
+    finally:
+        _interpreted.reset(token)
+
 
 def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None) -> dict[str, Any]:
     """The engine's evaluation context (its own structure, as fhirpathpy's evaluate() builds it)."""
@@ -227,8 +259,12 @@ def evaluate(
     for name, folded in expression.constants.items():
         env[name] = list(folded)
     ctx = _context(root, env, sdc)
+    plan = expression.plan
     try:
-        result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
+        if plan is not None and not _interpreted.get():
+            result = plan.run(ctx, root)
+        else:
+            result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
     except FhirPathError:
         raise
     except RecursionError as exc:

@@ -64,7 +64,14 @@ def _number(value: Any) -> int | Decimal:
 
 
 def _numbers(inputs: Sequence[Any]) -> list[int | Decimal]:
-    return [_number(value) for value in inputs if not is_primitive_extension(data_of(value))]
+    numbers: list[int | Decimal] = []
+    for value in inputs:
+        kind = type(value)
+        if kind is int or kind is Decimal:  # computed numbers (weights, counts), as _number would give them
+            numbers.append(value)
+        elif not is_primitive_extension(data_of(value)):
+            numbers.append(_number(value))
+    return numbers
 
 
 def make_node(data: Any, type_path: str, location: str | None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any, Literal
 
 from service.scoring import extensions as ext
@@ -16,6 +17,7 @@ from service.scoring.scope import Scope
 DIRECTIONS = ("higher-is-better", "lower-is-better")
 SEVERITIES = ("info", "warning", "critical")
 Change = Literal["improved", "deteriorated", "no-reliable-change"]
+_HOLDS_FLAG = attrgetter("holds_flag")  # the items a walk for safety flags needs
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,9 @@ def raised_flags(scope: Scope) -> list[SafetyFlag]:
     condition that fails, or gives anything but a single boolean, is reported through the scope.
     """
     flags: list[SafetyFlag] = []
-    if not scope.definition.flags and not any(item.flags for item in scope.definition.walk()):
+    if not scope.definition.has_flags:
         return flags
-    for visit in scope.walk(include_absent=True):
+    for visit in scope.walk(include_absent=True, within=_HOLDS_FLAG):
         definitions = scope.definition.flags if visit.item_def is None else visit.item_def.flags
         link_id = None if visit.item_def is None else visit.item_def.link_id
         for flag in definitions:

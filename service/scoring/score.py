@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from service.scoring import extensions as ext
 from service.scoring.answers import answer_number, json_number
-from service.scoring.calculate import Calculation
-from service.scoring.definition import ItemDef, definition_for
+from service.scoring.calculate import HOLDS_CALCULATION, Calculation
+from service.scoring.definition import ItemDef, QuestionnaireDefinition, definition_for
 from service.scoring.fhirpath import compile_expression, evaluate, plain
 from service.scoring.functions import FhirPathError
-from service.scoring.interpret import band_for, bands_of, decimal_extension, direction_of, raised_flags
+from service.scoring.interpret import BandRange, band_for, bands_of, decimal_extension, direction_of, raised_flags
 from service.scoring.results import Score, ScoringResult
 from service.scoring.scope import Scope
 from service.scoring.weights import AnswerWeights, Terminology
@@ -31,7 +32,9 @@ def score_response(
     """
     definition = definition_for(questionnaire)
     copy: dict[str, Any] = ext.json_copy(response)
-    weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
+    weights = AnswerWeights(
+        copy, definition.q_items, definition.contained, Terminology(terminology), options=definition.options
+    )
     calculation = Calculation(definition, copy, weights)
     issues = calculation.run()
     calculation.errors = []
@@ -45,34 +48,58 @@ def score_response(
     )
 
 
-def _score(item_def: ItemDef, answers: Any) -> Score:
+@dataclass(frozen=True)
+class _Reading:
+    """What a score item's extensions say about its scores (read once per Questionnaire)."""
+
+    bands: tuple[BandRange, ...]
+    direction: str | None
+    reliable_change_threshold: float | None
+    minimal_important_difference: float | None
+
+
+def _reading(definition: QuestionnaireDefinition, item_def: ItemDef) -> _Reading:
+    key = f"score {item_def.path}"
+    found = definition.readings.get(key)
+    if not isinstance(found, _Reading):
+        source = item_def.source
+        found = definition.readings[key] = _Reading(
+            bands=bands_of(source),
+            direction=direction_of(source),
+            reliable_change_threshold=decimal_extension(source, ext.RELIABLE_CHANGE),
+            minimal_important_difference=decimal_extension(source, ext.MINIMAL_IMPORTANT_DIFFERENCE),
+        )
+    return found
+
+
+def _score(item_def: ItemDef, reading: _Reading, answers: Any) -> Score:
     number = None
     if isinstance(answers, list) and answers and isinstance(answers[0], Mapping):
         found = answer_number(answers[0])
         number = None if found is None else json_number(found)
-    source = item_def.source
     return Score(
         link_id=item_def.link_id,
         text=item_def.text,
         codes=tuple(dict(code) for code in item_def.codes),
         item_type=item_def.type,
         value=number,
-        band=band_for(number, bands_of(source)),
-        direction=direction_of(source),
-        reliable_change_threshold=decimal_extension(source, ext.RELIABLE_CHANGE),
-        minimal_important_difference=decimal_extension(source, ext.MINIMAL_IMPORTANT_DIFFERENCE),
+        band=band_for(number, reading.bands),
+        direction=reading.direction,
+        reliable_change_threshold=reading.reliable_change_threshold,
+        minimal_important_difference=reading.minimal_important_difference,
     )
 
 
 def _scores(calculation: Calculation) -> list[Score]:
     instances: dict[str, list[Any]] = {}
-    for visit in calculation.scope.walk(variables=False):
+    for visit in calculation.scope.walk(variables=False, within=HOLDS_CALCULATION):
         if visit.item is not None and visit.item_def is not None and visit.item_def.calculated is not None:
             instances.setdefault(visit.item_def.link_id, []).append(visit.item.get("answer"))
     scores = []
     for item_def in calculation.definition.calculated():
+        reading = _reading(calculation.definition, item_def)
         for answers in instances.get(item_def.link_id) or [None]:
-            scores.append(_score(item_def, answers))
+            scores.append(_score(item_def, reading, answers))
     return scores
 
 
@@ -90,7 +117,9 @@ def evaluate_expression(
     """
     definition = definition_for(questionnaire)
     copy: dict[str, Any] = ext.json_copy(response)
-    weights = AnswerWeights(copy, definition.q_items, definition.contained, Terminology(terminology))
+    weights = AnswerWeights(
+        copy, definition.q_items, definition.contained, Terminology(terminology), options=definition.options
+    )
     failures: list[str] = []
     scope = Scope(definition, copy, weights, lambda e, reason, item: failures.append(f"%{e.name}: {reason}"))
     root = next(scope.walk())

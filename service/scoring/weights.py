@@ -31,6 +31,8 @@ from service.scoring.extensions import ITEM_WEIGHT_PROPERTY, as_list, as_mapping
 from service.scoring.functions import FhirPathError, NodeView
 
 Number = int | Decimal
+# (linkId, code, system) of a coded answer -> (the answer option it picks, the weight that option carries)
+OptionCache = dict[tuple[str, str, str | None], tuple[Mapping[str, Any], Number | None]]
 T = TypeVar("T")
 _SEGMENT = re.compile(r"([A-Za-z]+)(?:\[(\d+)\])?")
 _STANDALONE_TYPES = ("ValueSet.compose.include.concept", "ValueSet.expansion.contains", "CodeSystem.concept")
@@ -99,12 +101,17 @@ class AnswerWeights:
         items_by_link_id: Mapping[str, Mapping[str, Any]],
         contained: Terminology,
         supplied: Terminology,
+        *,
+        options: OptionCache | None = None,
     ) -> None:
         self.response = response
         self.items = items_by_link_id
         self.contained = contained
         self.supplied = supplied
         self.response_contained = Terminology(as_list(response.get("contained")))
+        # The matching answer option of a coded answer and its weight depend only on the Questionnaire:
+        # shared by every response scored against it (see QuestionnaireDefinition.options).
+        self.options: OptionCache = {} if options is None else options
 
     # -- SdcFunctions ----------------------------------------------------------------------------------
 
@@ -211,13 +218,7 @@ class AnswerWeights:
                     return None  # the location belongs to another resource than this response
             elif view.data is not answer:
                 return None
-            for holder in (answer.get("_" + key), value, answer):
-                weight = embedded_weight(holder)
-                if weight is not None:
-                    return weight
-            if value is None:
-                return None
-            return self._from_questionnaire(str(item.get("linkId")), key[5:], value)
+            return self.answer_weight(item, answer, key)
         data = view.data
         if view.type_name == "Questionnaire.item.answerOption" and isinstance(data, Mapping):
             weight = embedded_weight(data)
@@ -229,16 +230,32 @@ class AnswerWeights:
             return self._from_code_system(str(data["system"]), data["code"], describe_as="a Coding")
         return None
 
+    def answer_weight(self, item: Mapping[str, Any], answer: Mapping[str, Any], key: str) -> Number | None:
+        """The weight of ``answer`` (an answer of the response ``item``) whose value is at ``key``."""
+        value = answer.get(key)
+        if key == "valueCoding" and type(value) is dict and "extension" not in value and "extension" not in answer:
+            # The usual coded answer: its option's weight, once the option has been looked up (see
+            # _option_weight), with nothing on the answer itself that could override it.
+            link_id, code, system = item.get("linkId"), value.get("code"), value.get("system")
+            if type(link_id) is str and type(code) is str and (system is None or type(system) is str):
+                found = self.options.get((link_id, code, system))
+                if found is not None and found[1] is not None and "_valueCoding" not in answer:
+                    return found[1]
+        for holder in (answer.get("_" + key), value, answer):
+            weight = embedded_weight(holder)
+            if weight is not None:
+                return weight
+        if value is None:
+            return None
+        return self._from_questionnaire(str(item.get("linkId")), key[5:], value)
+
     def _from_questionnaire(self, link_id: str, value_type: str, value: Any) -> Number | None:
         q_item = self.items.get(link_id)
         if q_item is None:
             raise FhirPathError(f"weight(): the Questionnaire has no item with linkId {link_id!r}")
-        option = self._matching_option(q_item, value_type, value)
-        if option is not None:
-            for holder in (option, option.get("valueCoding")):
-                weight = embedded_weight(holder)
-                if weight is not None:
-                    return weight
+        option, weight = self._option_weight(link_id, q_item, value_type, value)
+        if weight is not None:
+            return weight
         if value_type != "Coding" or not isinstance(value, Mapping) or not value.get("code"):
             return None
         code, system = value["code"], value.get("system")
@@ -256,6 +273,29 @@ class AnswerWeights:
         if not effective_system:
             return None
         return self._from_code_system(str(effective_system), code, describe_as=f"the answer to {link_id!r}")
+
+    def _option_weight(
+        self, link_id: str, q_item: Mapping[str, Any], value_type: str, value: Any
+    ) -> tuple[Mapping[str, Any] | None, Number | None]:
+        """The answer option ``value`` picks, and the weight the option carries (None when it carries none)."""
+        key: tuple[str, str, str | None] | None = None
+        if value_type == "Coding" and isinstance(value, Mapping):
+            code, system = value.get("code"), value.get("system")
+            if isinstance(code, str) and (system is None or isinstance(system, str)):
+                key = (link_id, code, system)
+                found = self.options.get(key)
+                if found is not None:
+                    return found
+        option = self._matching_option(q_item, value_type, value)
+        weight = None
+        if option is not None:
+            for holder in (option, option.get("valueCoding")):
+                weight = embedded_weight(holder)
+                if weight is not None:
+                    break
+            if key is not None:  # only codes of the item's options are kept: the cache cannot outgrow them
+                self.options[key] = (option, weight)
+        return option, weight
 
     def _matching_option(self, q_item: Mapping[str, Any], value_type: str, value: Any) -> Mapping[str, Any] | None:
         options = [option for option in as_list(q_item.get("answerOption")) if isinstance(option, Mapping)]

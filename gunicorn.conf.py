@@ -9,7 +9,7 @@ _settings = Settings.from_env()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = "service.serving.FreeThreadWorker"  # gthread that accepts only with a free thread
 threads = _settings.threads
 timeout = 30
 graceful_timeout = 20

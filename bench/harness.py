@@ -114,7 +114,7 @@ class Server:
 
 @contextmanager
 def gunicorn(app: str, env: dict[str, str], ready_path: str, *, config: Path | None = None) -> Iterator[Server]:
-    """gunicorn serving ``app`` with WORKERS x gthread THREADS on a free loopback port, until the block ends."""
+    """gunicorn serving ``app`` with WORKERS x THREADS (the service's worker class) on a free loopback port."""
     port = free_port()
     args = [sys.executable, "-m", "gunicorn"]
     if config is not None:
@@ -125,7 +125,7 @@ def gunicorn(app: str, env: dict[str, str], ready_path: str, *, config: Path | N
         "--workers",
         str(WORKERS),
         "--worker-class",
-        "gthread",
+        "service.serving.FreeThreadWorker",  # the service's own (gunicorn.conf.py), for the baselines too
         "--threads",
         str(THREADS),
         "--keep-alive",

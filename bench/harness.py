@@ -38,6 +38,7 @@ ISSUER = "https://auth.bench.local"
 PG_ADMIN = os.environ.get("PROMS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKERS = int(os.environ.get("PROMS_BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("PROMS_BENCH_THREADS", "4"))
+WORKER_CLASS = os.environ.get("PROMS_BENCH_WORKER_CLASS", "service.serving.FreeThreadWorker")  # the service's
 
 
 # databases ------------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def gunicorn(app: str, env: dict[str, str], ready_path: str, *, config: Path | N
         "--workers",
         str(WORKERS),
         "--worker-class",
-        "service.serving.FreeThreadWorker",  # the service's own (gunicorn.conf.py), for the baselines too
+        WORKER_CLASS,  # the service's own (gunicorn.conf.py), for the baselines too
         "--threads",
         str(THREADS),
         "--keep-alive",

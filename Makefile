@@ -16,18 +16,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The server and the worker side by side, until the server stops (Ctrl-C or SIGTERM stops both).
+SERVE_AND_WORK = $(BIN)/proms worker & worker=$$!; \
+	$(BIN)/proms serve & server=$$!; \
+	trap 'kill -TERM $$server $$worker 2>/dev/null' INT TERM; \
+	wait $$server; status=$$?; \
+	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
+	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
+
 # Local development: no authentication, so it only listens on loopback (the service refuses otherwise).
 # The worker (subscription notifications, bulk exports) runs beside the server and stops with it.
 run: install
 	$(BIN)/proms db upgrade
 	$(BIN)/proms questionnaires load
 	export PROMS_AUTH=$${PROMS_AUTH:-none}; \
-	$(BIN)/proms worker & worker=$$!; \
-	$(BIN)/proms serve & server=$$!; \
-	trap 'kill -TERM $$server $$worker 2>/dev/null' INT TERM; \
-	wait $$server; status=$$?; \
-	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
-	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
+	$(SERVE_AND_WORK)
 
 # The same service with synthetic demo people (README: Demo data), on a database of its own so that demo data never
 # mixes with var/proms.sqlite3. Measures are due every 12 weeks here, so the people who stopped coming are overdue.
@@ -38,12 +41,7 @@ demo: install
 	$(BIN)/proms db upgrade
 	$(BIN)/proms questionnaires load
 	$(BIN)/proms demo load
-	$(BIN)/proms worker & worker=$$!; \
-	$(BIN)/proms serve & server=$$!; \
-	trap 'kill -TERM $$server $$worker 2>/dev/null' INT TERM; \
-	wait $$server; status=$$?; \
-	while kill -0 $$server 2>/dev/null; do wait $$server; status=$$?; done; \
-	kill -TERM $$worker 2>/dev/null; wait $$worker; exit $$status
+	$(SERVE_AND_WORK)
 
 # PostgreSQL is a test target too: start the machine's cluster if it is installed but down.
 postgres:

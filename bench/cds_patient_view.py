@@ -19,32 +19,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 
+from bench.harness import ISSUER, Signer
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from service.store.migrations import upgrade
 
 BASE_URL = "http://bench.local/fhir"
-ISSUER = "https://auth.bench.local"
 SERVICE_URL = "http://bench.local/cds-services/recovery-proms"
 INSTRUMENTS = ("phq-9", "gad-7", "k10")
 SAFETY_FLAG = "https://recovery-proms.org/fhir/StructureDefinition/safety-flag"
-
-
-class Signer:
-    def __init__(self, directory: Path) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        self.jwks_file = directory / "jwks.json"
-        self.jwks_file.write_text(json.dumps({"keys": [{**public, "kid": "bench", "use": "sig", "alg": "RS256"}]}))
-
-    def token(self, audience: str, **claims: Any) -> str:
-        now = int(time.time())
-        payload = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **claims}
-        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": "bench"})
 
 
 def _questions(items: list[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
@@ -30,28 +30,39 @@ from service.validation import validate_response
 
 RESPONSE_STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
 SCORED_STATUSES = derived.SCORED_STATUSES
+Found = TypeVar("Found")
+
+
+def _resolve(
+    canonical: str, base_url: str, by_id: Callable[[str], Found], by_url: Callable[[str, str | None], Found]
+) -> Found:
+    local_prefix = base_url.rstrip("/") + "/Questionnaire/"
+    if canonical.startswith(local_prefix) or canonical.startswith("Questionnaire/"):
+        found = by_id(canonical.rsplit("/", 1)[-1].split("|")[0])
+        if found is not None:
+            return found
+    url, _, version = canonical.partition("|")
+    return by_url(url, version or None)
 
 
 def resolve_questionnaire(session: Session, canonical: str, base_url: str) -> QuestionnaireRow | None:
     """A response's ``questionnaire``: ``url|version``, ``url`` (the latest version), or ``Questionnaire/id``."""
-    local_prefix = base_url.rstrip("/") + "/Questionnaire/"
-    if canonical.startswith(local_prefix) or canonical.startswith("Questionnaire/"):
-        by_id = store.find_by_id(session, canonical.rsplit("/", 1)[-1].split("|")[0])
-        if by_id is not None:
-            return by_id
-    url, _, version = canonical.partition("|")
-    return store.find_by_canonical(session, url, version or None)
+    return _resolve(
+        canonical,
+        base_url,
+        lambda resource_id: store.find_by_id(session, resource_id),
+        lambda url, version: store.find_by_canonical(session, url, version),
+    )
 
 
 def resolve_reference(session: Session, canonical: str, base_url: str) -> store.QuestionnaireRef | None:
     """As resolve_questionnaire, the identity of the version only (one small query)."""
-    local_prefix = base_url.rstrip("/") + "/Questionnaire/"
-    if canonical.startswith(local_prefix) or canonical.startswith("Questionnaire/"):
-        by_id = store.ref_by_id(session, canonical.rsplit("/", 1)[-1].split("|")[0])
-        if by_id is not None:
-            return by_id
-    url, _, version = canonical.partition("|")
-    return store.ref_by_canonical(session, url, version or None)
+    return _resolve(
+        canonical,
+        base_url,
+        lambda resource_id: store.ref_by_id(session, resource_id),
+        lambda url, version: store.ref_by_canonical(session, url, version),
+    )
 
 
 @dataclass(slots=True)

@@ -141,23 +141,18 @@ class ResourceRepository:
 
     # writes -------------------------------------------------------------------------------------------
 
-    def create(
-        self, resource: Mapping[str, Any], *, resource_id: str | None = None, flush: bool = True
+    def _new_row(
+        self, resource: Mapping[str, Any], resource_id: str | None, columns: Mapping[str, Any], now: datetime
     ) -> tuple[ResourceRow, StoredVersion]:
-        """Store version 1. ``flush=False`` leaves the INSERTs to the session's next flush, so that a use case
-        writing several resources sends them together (the row has no ``pk`` until then)."""
-        now = utcnow()
+        """Version 1 of a new resource as a row not attached to the session, indexed, with its stored JSON."""
         resource_id = resource_id or new_id()
         stamped = _stamp(resource, resource_id, 1, now)
         row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
         self.kind.index(row, stamped)
+        for name, value in columns.items():
+            setattr(row, name, value)
         body = jsonio.dumps(stamped)
         row.resource_json = body.decode()
-        self.session.add(row)
-        if self.kind.versioned:
-            self._record(resource_id, 1, now, "POST", body)
-        if flush:
-            self.session.flush()
         return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
 
     def create_many(
@@ -169,41 +164,26 @@ class ResourceRepository:
         if not items:
             return []
         now = utcnow()
+        created = [self._new_row(resource, resource_id, columns, now) for resource, resource_id, columns in items]
+        rows = [row for row, _ in created]
         mapper = inspect(self.model)
-        rows: list[ResourceRow] = []
-        stored: list[StoredVersion] = []
-        for resource, resource_id, columns in items:
-            resource_id = resource_id or new_id()
-            stamped = _stamp(resource, resource_id, 1, now)
-            row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
-            self.kind.index(row, stamped)
-            for name, value in columns.items():
-                setattr(row, name, value)
-            body = jsonio.dumps(stamped)
-            row.resource_json = body.decode()
-            rows.append(row)
-            stored.append(StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST"))
-        values = [{column.key: getattr(row, column.key) for column in mapper.column_attrs} for row in rows]
-        for value in values:
-            value.pop("pk", None)
         table = cast(Table, self.model.__table__)
         connection = self.session.connection()  # Core statements: no unit-of-work bookkeeping
+        values = [_column_values(row) for row in rows]
         pks = connection.execute(insert(table).returning(table.c.pk, sort_by_parameter_order=True), values).scalars()
         for row, pk in zip(rows, pks, strict=True):
             row.pk = pk
         for relationship in mapper.relationships:
             # The search-index child rows (Observation tokens, Provenance targets), linked by the parent's key.
             (parent_column, child_column), *_ = relationship.synchronize_pairs
-            child_mapper = relationship.mapper
             children = []
             for row in rows:
                 for child in getattr(row, relationship.key):
-                    child_values = {column.key: getattr(child, column.key) for column in child_mapper.column_attrs}
-                    child_values.pop("pk", None)
+                    child_values = _column_values(child)
                     child_values[str(child_column.key)] = getattr(row, str(parent_column.key))
                     children.append(child_values)
             if children:
-                connection.execute(insert(cast(Table, child_mapper.local_table)), children)
+                connection.execute(insert(cast(Table, relationship.mapper.local_table)), children)
         if self.kind.versioned:
             connection.execute(
                 insert(cast(Table, ResourceVersion.__table__)),
@@ -216,26 +196,18 @@ class ResourceRepository:
                         "method": "POST",
                         "resource_json": row.resource_json,
                     }
-                    for row, version in zip(rows, stored, strict=True)
+                    for row, version in created
                 ],
             )
-        return list(zip(rows, stored, strict=True))
+        return created
 
     def append(self, resource: Mapping[str, Any]) -> StoredVersion:
         """Store an append-only record (an AuditEvent: unversioned, no child rows) with one INSERT, outside the
         unit of work: the cheapest write there is, for what every request writes."""
-        assert not self.kind.versioned, "versioned resources keep history: use create"
-        now = utcnow()
-        resource_id = new_id()
-        stamped = _stamp(resource, resource_id, 1, now)
-        row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
-        self.kind.index(row, stamped)
-        body = jsonio.dumps(stamped)
-        row.resource_json = body.decode()
-        values = {column.key: getattr(row, column.key) for column in inspect(self.model).column_attrs}
-        values.pop("pk", None)
-        self.session.connection().execute(insert(cast(Table, self.model.__table__)), [values])
-        return StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
+        assert not self.kind.versioned, "versioned resources keep history: use create_many"
+        row, version = self._new_row(resource, None, {}, utcnow())
+        self.session.connection().execute(insert(cast(Table, self.model.__table__)), [_column_values(row)])
+        return version
 
     def update(self, row: ResourceRow, resource: Mapping[str, Any]) -> StoredVersion:
         now = max(utcnow(), row.last_updated)
@@ -280,6 +252,13 @@ class ResourceRepository:
                 resource_json=body.decode() if body is not None else None,
             )
         )
+
+
+def _column_values(row: Any) -> dict[str, Any]:
+    """A mapped object's column values for an INSERT, the generated key left out."""
+    values = {column.key: getattr(row, column.key) for column in inspect(type(row)).column_attrs}
+    values.pop("pk", None)
+    return values
 
 
 def _from_history(row: ResourceVersion) -> StoredVersion:

@@ -18,8 +18,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
+from bench.harness import scratch_database
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from service.store.db import Database
@@ -87,27 +86,6 @@ def store_responses(database_url: str, count: int) -> None:
                 session.execute(insert(QuestionnaireResponseRow), rows)
             rows = []
     db.dispose()
-
-
-@contextmanager
-def scratch_database(server_url: str | None, folder: Path) -> Iterator[str]:
-    """A database of the benchmark's own: a SQLite file, or a new database on the given PostgreSQL server."""
-    if server_url is None:
-        yield f"sqlite:///{folder / 'bench.sqlite3'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(server_url)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"proms_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(count: int, server_url: str | None) -> int:

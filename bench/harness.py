@@ -45,28 +45,33 @@ WORKER_CLASS = os.environ.get("PROMS_BENCH_WORKER_CLASS", "service.serving.FreeT
 
 
 @contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    """A new, migrated database of ``kind`` (sqlite or postgresql), removed afterwards."""
-    if kind == "sqlite":
-        url = f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.sqlite3'}"
-        upgrade(url, PROJECT_ROOT / "migrations")
-        yield url
+def scratch_database(server_url: str | None, folder: Path) -> Iterator[str]:
+    """A new, empty database, removed afterwards: a SQLite file in ``folder``, or a database created on the
+    PostgreSQL server ``server_url`` names."""
+    if server_url is None:
+        yield f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
     import psycopg
     from sqlalchemy.engine import make_url
 
-    admin = make_url(PG_ADMIN)
+    admin = make_url(server_url)
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"proms_bench_{uuid.uuid4().hex[:8]}"
+    name = f"proms_bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
-        upgrade(url, PROJECT_ROOT / "migrations")
-        yield url
+        yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    """A new, migrated database of ``kind`` (sqlite or postgresql), removed afterwards."""
+    with scratch_database(PG_ADMIN if kind == "postgresql" else None, folder) as url:
+        upgrade(url, PROJECT_ROOT / "migrations")
+        yield url
 
 
 # tokens -----------------------------------------------------------------------------------------------------

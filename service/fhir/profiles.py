@@ -58,6 +58,15 @@ EXTENSIONS = (
         value_type="decimal",
     ),
     ExtensionDefinition(
+        "score-minimum-answers",
+        "Minimum answered items for a score",
+        "How many of the items a score is made from must be answered for the score to be made: the number in the "
+        "instrument's missing-item rule, which the score's calculatedExpression applies. A response with fewer is "
+        "stored without that score, with a warning naming the rule.",
+        (SCORE_ITEM,),
+        value_type="integer",
+    ),
+    ExtensionDefinition(
         "minimal-important-difference",
         "Minimal important difference",
         "The smallest change in the score that matters to people.",

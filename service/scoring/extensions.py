@@ -28,6 +28,7 @@ SCORE_DIRECTION = PROJECT + "score-direction"
 RELIABLE_CHANGE = PROJECT + "reliable-change"
 MINIMAL_IMPORTANT_DIFFERENCE = PROJECT + "minimal-important-difference"
 SAFETY_FLAG = PROJECT + "safety-flag"
+SCORE_MINIMUM_ANSWERS = PROJECT + "score-minimum-answers"
 
 # Every SDC extension whose value is an Expression, for the `check` listing (only some are evaluated here).
 EXPRESSION_EXTENSIONS = {

@@ -135,7 +135,7 @@ def measure(count: int, url: str, folder: Path) -> int:
     manifest = status.get_json()
     exported = sum(output["count"] for output in manifest["output"])
     size = sum(path.stat().st_size for path in exports.rglob("*.ndjson"))
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
     print(f"exported {exported:,} resources in {len(manifest['output'])} file(s), {size / 1e6:.1f} MB")
     print(f"wall time (worker start to manifest): {elapsed:.1f} s ({exported / elapsed:,.0f} resources/s)")
     print(f"worker peak memory (max RSS): {peak_mb:.0f} MB (limit {PEAK_LIMIT_MB} MB)")

@@ -117,7 +117,7 @@ def main() -> None:
             nonlocal statements
             statements += 1
 
-        engine = app.extensions["proms.db"].engine
+        engine = app.web.services.db.engine
         event.listen(engine, "before_cursor_execute", count)
         tokens = [signer.token(SERVICE_URL, sub="bench-ehr") for _ in range(arguments.calls + 20)]
         durations: list[float] = []
@@ -140,7 +140,7 @@ def main() -> None:
             if n >= 20:
                 durations.append(elapsed)
                 cards = len(response.get_json()["cards"])
-        app.extensions["proms.db"].dispose()
+        app.web.services.db.dispose()
 
     print(f"patient-view, {arguments.responses} responses across {len(INSTRUMENTS)} instruments, {cards} cards, "
           f"{arguments.calls} calls (JWT verified, AuditEvent written):")  # fmt: skip

@@ -32,14 +32,21 @@ STAGES = (
     ("bearer token check", "TokenVerifier.verify"),
     ("JSON parse + fhir.resources structure check", "_checked_body"),
     ("resolve the Questionnaire", "QuestionnaireResponseRules.resolve"),
+    ("resolve the Questionnaire", "resolve_questionnaire"),
     ("validate against the Questionnaire", "validate_response"),
     ("score (FHIRPath)", "score_response"),
     ("derived writes: look-ups, extraction, outbox", "QuestionnaireResponseRules.after_write"),
+    ("derived writes: look-ups, extraction, outbox", "plan_derived"),
+    ("derived writes: look-ups, extraction, outbox", "_previous"),
+    ("derived writes: look-ups, extraction, outbox", "_write_derived"),
     ("insert rows (resource, history, index rows)", "ResourceRepository.create_many"),
     ("insert rows (resource, history, index rows)", "ResourceRepository.create"),
+    ("insert rows (resource, history, index rows)", "ResourceRepository.insert"),
     ("read the row", "ResourceInteractions._loaded"),
+    ("read the row", "load_row"),
     ("read the row", "ResourceRepository.current"),
     ("search query", "ResourceInteractions.search"),
+    ("search query", "search"),
     ("AuditEvent", "DatabaseAuditor.record"),
     ("AuditEvent (in the write)", "write_in_transaction"),
     ("commit", "Session.commit"),
@@ -146,7 +153,7 @@ def main() -> None:
         rows = []
         for name, call in (("submit", submit), ("read by id", read), ("search", search)):
             rows += profile(name, call, arguments.count, arguments.flame)
-        app.extensions["proms.db"].dispose()
+        app.web.services.db.dispose()
     print(f"{arguments.database}, {arguments.count} requests each, in-process, JWT on, profiled with pyinstrument")
     print(table(["request", "stage", "ms per request", "share"], rows))
 

@@ -80,7 +80,7 @@ class Store:
                     result = client.post("/fhir/QuestionnaireResponse", json=body)
                     if result.status_code != 201:
                         raise SystemExit(f"a template submission failed: {result.get_data(as_text=True)}")
-        app.extensions["proms.db"].dispose()
+        app.web.services.db.dispose()
         self.engine = create_db_engine(self.database_url)
         tables = Base.metadata.tables
         qr, obs, token = tables["questionnaire_response"], tables["observation"], tables["observation_token"]

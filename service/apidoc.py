@@ -37,7 +37,7 @@ def served_capability_statement() -> dict[str, Any]:
         response = app.test_client().get("/fhir/metadata")
         statement = response.get_json()
     finally:
-        app.extensions["proms.db"].dispose()
+        app.web.services.close()
     if response.status_code != 200 or not isinstance(statement, dict):
         raise RuntimeError(f"GET /fhir/metadata answered {response.status_code}")
     return statement

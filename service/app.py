@@ -6,10 +6,9 @@ import logging
 import re
 import time
 import uuid
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Response, g, request
 
 from service.api import (
     bulk,
@@ -17,38 +16,23 @@ from service.api import (
     conformance,
     errors,
     fhir_rest,
-    operations,
-    ops,
+    health,
+    response_operations,
     smart,
     smart_app,
-    subscription_ops,
+    subscriptions,
 )
-from service.audit import DatabaseAuditor
+from service.api.web import ServiceApp, Web
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
-from service.config import LOOPBACK_HOSTS, Settings
-from service.faults import FaultPoints
+from service.config import Settings
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
-from service.flags import FlagRules
-from service.groups import GroupRules
-from service.interactions import READ_ONLY, READ_WRITE, ReadOnlyRules, ResourceInteractions
-from service.observability import Metrics, configure_logging
-from service.questionnaires import QuestionnaireRules, load_library
-from service.store.db import Database
-from service.store.kinds import (
-    AUDIT_EVENT,
-    FLAG,
-    GROUP,
-    OBSERVATION,
-    PROVENANCE,
-    QUESTIONNAIRE,
-    QUESTIONNAIRE_RESPONSE,
-    SUBSCRIPTION,
-)
-from service.submissions import QuestionnaireResponseRules
-from service.subscriptions import SubscriptionInteractions
-from service.topics import TOPICS
+from service.observability import Metrics, configure_logging, request_id
+from service.questionnaires import load_library
+from service.resources import SERVED
+from service.services import build_services, software_version
+from service.subscriptions.topics import TOPICS
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 log = logging.getLogger("proms.http")
@@ -81,53 +65,21 @@ OPERATIONS = {
 }
 
 
-def software_version() -> str:
-    try:
-        return version("recovery-proms")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
-def build_resources(settings: Settings, db: Database) -> dict[str, ResourceInteractions]:
-    """The use cases of every served resource type (also used by the CLI, without HTTP)."""
-    software = f"recovery-proms {software_version()}"
-    return {
-        "Questionnaire": ResourceInteractions(db, QUESTIONNAIRE, QuestionnaireRules(), settings),
-        "QuestionnaireResponse": ResourceInteractions(
-            db,
-            QUESTIONNAIRE_RESPONSE,
-            QuestionnaireResponseRules(
-                settings.base_url, software, FaultPoints(settings.faults, enabled=settings.host in LOOPBACK_HOSTS)
-            ),
-            settings,
-        ),
-        "Observation": ResourceInteractions(db, OBSERVATION, ReadOnlyRules(), settings, allowed=READ_ONLY),
-        "Provenance": ResourceInteractions(db, PROVENANCE, ReadOnlyRules(), settings, allowed=READ_ONLY),
-        "Flag": ResourceInteractions(db, FLAG, FlagRules(), settings, allowed=READ_ONLY | {"update"}),
-        "AuditEvent": ResourceInteractions(
-            db, AUDIT_EVENT, ReadOnlyRules(), settings, allowed=frozenset({"read", "search-type"})
-        ),
-        "Subscription": SubscriptionInteractions(db, SUBSCRIPTION, settings, allowed=READ_WRITE - {"history-type"}),
-        "Group": ResourceInteractions(db, GROUP, GroupRules(), settings),
-    }
-
-
-def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
-    resources = build_resources(settings, db)
-    app.extensions["proms.resources"] = resources
-    app.extensions["proms.capability_statement"] = capability_statement(
+def build_capability_statement(settings: Settings) -> dict[str, Any]:
+    """The CapabilityStatement: what is served (resources.SERVED), with its search parameters and operations."""
+    statement = capability_statement(
         base_url=settings.base_url,
         software_version=software_version(),
         resources=[
             ResourceCapability(
                 name,
                 f"http://hl7.org/fhir/StructureDefinition/{name}",
-                [code for code in INTERACTION_ORDER if code in served.allowed],
+                [code for code in INTERACTION_ORDER if code in served.interactions],
                 served.kind.capabilities,
-                conditional_create="create" in served.allowed,
+                conditional_create="create" in served.interactions,
                 operations=OPERATIONS.get(name, ()),
             )
-            for name, served in resources.items()
+            for name, served in SERVED.items()
         ]
         + [
             ResourceCapability(
@@ -161,7 +113,8 @@ def _wire_resources(app: Flask, settings: Settings, db: Database) -> None:
             f"{BULK_DATA}/CapabilityStatement/bulk-data",
         ],
     )
-    _declare_exports_and_topics(app.extensions["proms.capability_statement"])
+    _declare_exports_and_topics(statement)
+    return statement
 
 
 def _declare_exports_and_topics(statement: dict[str, Any]) -> None:
@@ -189,12 +142,17 @@ CORS_REQUEST_HEADERS = (
 CORS_EXPOSED_HEADERS = "Location, Content-Location, ETag, Last-Modified, X-Request-ID"
 
 
-def _request_hooks(app: Flask, settings: Settings, metrics: Metrics) -> None:
+def _request_hooks(app: ServiceApp, settings: Settings, metrics: Metrics) -> None:
     @app.before_request
     def start() -> None:
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id.set(g.request_id)
         g.started = time.perf_counter()
+
+    @app.teardown_request
+    def forget(_error: BaseException | None) -> None:
+        request_id.set(None)  # the thread goes on to other requests
 
     @app.after_request
     def secure(response: Response) -> Response:
@@ -254,35 +212,36 @@ def access_policy(settings: Settings) -> AccessPolicy:
     return SmartAccess(verifier)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or Settings.from_env()
     settings.check_safe()
     configure_logging(settings.log_level)
-    app = Flask(__name__)
+    app = ServiceApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    db = Database(settings.database_url)
+    services = build_services(settings)
     metrics = Metrics()
-    app.extensions["proms.settings"] = settings
-    app.extensions["proms.db"] = db
-    app.extensions["proms.metrics"] = metrics
-    app.extensions["proms.access"] = access_policy(settings)
-    app.extensions["proms.audit"] = DatabaseAuditor(db)
     metrics.auth_disabled.set(1 if settings.auth_mode == "none" else 0)
-    _wire_resources(app, settings, db)
+    app.web = Web(
+        services=services,
+        access=access_policy(settings),
+        metrics=metrics,
+        capability_statement=build_capability_statement(settings),
+        cds_verifier=cds_hooks.cds_verifier(settings),
+    )
     _request_hooks(app, settings, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)
-    operations.init_app(app)
+    response_operations.init_app(app)
     conformance.init_app(app)
     smart.init_app(app)
     smart_app.init_app(app)
-    subscription_ops.init_app(app)
+    subscriptions.init_app(app)
     bulk.init_app(app)
-    ops.init_app(app)
+    health.init_app(app)
     cds_hooks.init_app(app)
     if settings.load_questionnaires_on_start:
-        report = load_library(app.extensions["proms.resources"]["Questionnaire"], settings.questionnaires_dir)
+        report = load_library(services, settings.questionnaires_dir)
         log.info(
             "questionnaire library loaded",
             extra={"created": len(report.created), "failed": len(report.failed)},

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
-from service.fhir.dates import instant_text
+from service.fhir.dates import instant_text, utcnow
 from service.store.db import Database
 from service.store.kinds import AUDIT_EVENT
-from service.store.repository import ResourceRepository, utcnow
+from service.store.repository import ResourceRepository
 
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E"}
 INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"

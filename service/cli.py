@@ -98,16 +98,15 @@ def _library_dir(directory: Path | None, settings: Settings) -> Path:
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def questionnaires_load(directory: Path | None) -> None:
     """Store every definition in DIRECTORY (default: the built-in library); idempotent."""
-    from service.app import build_resources
     from service.questionnaires import load_library
-    from service.store.db import Database
+    from service.services import build_services
 
     settings = _settings()
-    db = Database(settings.database_url)
+    services = build_services(settings)
     try:
-        report = load_library(build_resources(settings, db)["Questionnaire"], _library_dir(directory, settings))
+        report = load_library(services, _library_dir(directory, settings))
     finally:
-        db.dispose()
+        services.close()
     click.echo(
         f"questionnaires: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.failed)} failed"
@@ -152,18 +151,17 @@ def demo_load(patients: int) -> None:
     """Store synthetic people's responses through the submission path; loading again adds nothing twice."""
     from datetime import UTC, datetime
 
-    from service.app import build_resources
     from service.demo import DemoError, load_demo
-    from service.store.db import Database
+    from service.services import build_services
 
     settings = _settings()
-    db = Database(settings.database_url)
+    services = build_services(settings)
     try:
-        report = load_demo(build_resources(settings, db), today=datetime.now(UTC).date(), patients=patients)
+        report = load_demo(services, today=datetime.now(UTC).date(), patients=patients)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
-        db.dispose()
+        services.close()
     counts = report.counts
     click.echo(
         f"demo data: {counts.people} people, {counts.responses} responses ({report.created} new, "
@@ -174,16 +172,15 @@ def demo_load(patients: int) -> None:
 @demo.command("remove")
 def demo_remove() -> None:
     """Delete every demo response and what was derived from it (Observations, Flags, Provenance)."""
-    from service.app import build_resources
     from service.demo import remove_demo
-    from service.store.db import Database
+    from service.services import build_services
 
     settings = _settings()
-    db = Database(settings.database_url)
+    services = build_services(settings)
     try:
-        removed = remove_demo(build_resources(settings, db))
+        removed = remove_demo(services)
     finally:
-        db.dispose()
+        services.close()
     click.echo(
         f"demo data removed: {removed.people} people, {removed.responses} responses, "
         f"{removed.observations} observations, {removed.flags} flags, {removed.provenance} provenance"

@@ -10,8 +10,8 @@ from service.fhir import jsonio
 from service.fhir.errors import FhirError
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
-from service.questionnaires import definition_files
 from service.scoring import compile_questionnaire, questionnaire_expressions, score_response
+from service.scoring.inputs import score_inputs
 
 WEIGHT_URLS = (
     "http://hl7.org/fhir/StructureDefinition/itemWeight",
@@ -19,6 +19,11 @@ WEIGHT_URLS = (
 )
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+
+
+def definition_files(directory: Path) -> Iterator[Path]:
+    """Every instrument definition in a library folder: ``<dir>/<instrument>/questionnaire.json``."""
+    yield from sorted(directory.glob("*/questionnaire.json"))
 
 
 def _walk(items: list[Mapping[str, Any]], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -53,6 +58,7 @@ def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
     issues += compiled
     if not any(issue.is_error for issue in issues):
         issues += _declared_ranges(resource)
+        issues += _declared_minimum_answers(resource)
     return issues
 
 
@@ -170,11 +176,49 @@ def _declared_ranges(resource: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
+def _declared_minimum_answers(resource: Mapping[str, Any]) -> list[Issue]:
+    """Each score's ``score-minimum-answers`` against its expression: with that many of its items answered it is
+    made, with one fewer it is not (the items answered first to last, each with its lowest weighted option)."""
+    full = _extreme_response(resource, min)
+    answers = {item["linkId"]: item for item in _flat(full["item"])}
+    issues = []
+    paths = {str(item.get("linkId")): path for path, item in _walk(resource.get("item", []), "Questionnaire")}
+    for link_id, found in score_inputs(resource).items():
+        if found.minimum is None:
+            continue
+        wanted = [answers[i] for i in found.items if i in answers]
+        made = []
+        for count in (found.minimum - 1, found.minimum):
+            response = {**full, "item": wanted[: max(count, 0)]}
+            scores = {s.link_id: s.value for s in score_response(resource, response).scores}
+            made.append(scores.get(link_id) is not None)
+        if made != [False, True]:
+            issues.append(
+                Issue(
+                    "error",
+                    "value",
+                    f"Score {link_id!r} declares score-minimum-answers {found.minimum}, but its expression "
+                    f"{'scores' if made[0] else 'does not score'} {found.minimum - 1} answered items and "
+                    f"{'scores' if made[1] else 'does not score'} {found.minimum}",
+                    paths.get(link_id),
+                    link_id,
+                )
+            )
+    return issues
+
+
+def _flat(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        if "answer" in item:
+            yield item
+        yield from _flat(item.get("item", []))
+
+
 def check_library(directory: Path) -> list[tuple[Path, Issue]]:
     problems: list[tuple[Path, Issue]] = []
     for path in definition_files(directory):
         try:
-            resource = jsonio.loads_object(path.read_bytes())
+            resource = jsonio.parse_body(path.read_bytes())
         except FhirError as exc:
             problems.extend((path, issue) for issue in exc.issues)
             continue

@@ -25,17 +25,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from service import audit
+from service import audit, resources
 from service.app_ui.profile import instrument_direction, is_profile_item
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.fhir import jsonio
 from service.fhir.errors import FhirError
 from service.fhir.parse import validate_structure
-from service.interactions import ResourceInteractions
+from service.responses.submit import delete_response, submit_response
 from service.scoring import extensions as ext
 from service.scoring import score_response
-from service.store.db import Database
+from service.services import Services
 from service.store.kinds import PROVENANCE
 from service.store.models import FlagRow, ObservationRow, ProvenanceRow, ProvenanceTarget, QuestionnaireResponseRow
 from service.store.repository import ResourceRepository
@@ -540,43 +540,41 @@ def _audited(interaction: Interaction) -> Iterator[None]:
         current_audit.reset(token)
 
 
-def stored_instruments(questionnaires: ResourceInteractions) -> dict[str, dict[str, Any]]:
+def stored_instruments(services: Services) -> dict[str, dict[str, Any]]:
     """The active built-in instruments the demo answers, as stored (the latest version of each), by id."""
     found: dict[str, dict[str, Any]] = {}
     for slug in INSTRUMENTS:
         pairs = [("url", INSTRUMENT_URL + slug), ("status", "active"), ("_sort", "-_lastUpdated"), ("_count", "1")]
-        page = questionnaires.search(questionnaires.parse_search(pairs, strict=True), grant=GRANT)
-        if page.matches:
-            found[slug] = jsonio.loads_object(page.matches[0][1])
+        search = resources.parse_search(services, "Questionnaire", pairs, strict=True)
+        result = resources.search(services, "Questionnaire", search, GRANT)
+        if result.matches:
+            found[slug] = jsonio.loads_object(result.matches[0][1])
     return found
 
 
-def load_people(resources: Mapping[str, ResourceInteractions], people: Sequence[DemoPerson]) -> LoadReport:
+def load_people(services: Services, people: Sequence[DemoPerson]) -> LoadReport:
     """Submit every response as POST /fhir/QuestionnaireResponse does, each person's in chronological order
     (reliable change compares with the previous response when a response is submitted)."""
-    responses = resources["QuestionnaireResponse"]
     created = existing = 0
     for person in people:
         for response in person.responses:
             try:
                 validate_structure(response, "QuestionnaireResponse")
                 with _audited(Interaction("create", "QuestionnaireResponse")):
-                    result = responses.create(ext.json_copy(response), grant=GRANT)
+                    result = submit_response(services, ext.json_copy(response), GRANT)
             except FhirError as exc:
                 raise DemoError(f"Demo response {response['identifier']['value']} was refused: {exc}") from exc
             if result.existing:
                 existing += 1
             else:
                 created += 1
-    return LoadReport(created, existing, demo_counts(responses.db))
+    return LoadReport(created, existing, demo_counts(services))
 
 
-def load_demo(
-    resources: Mapping[str, ResourceInteractions], *, today: date, patients: int = DEFAULT_PATIENTS
-) -> LoadReport:
+def load_demo(services: Services, *, today: date, patients: int = DEFAULT_PATIENTS) -> LoadReport:
     """Generate the demo people from the stored instruments and store their responses (idempotent)."""
-    questionnaires = stored_instruments(resources["Questionnaire"])
-    return load_people(resources, generate_people(questionnaires, today=today, patients=patients))
+    questionnaires = stored_instruments(services)
+    return load_people(services, generate_people(questionnaires, today=today, patients=patients))
 
 
 QR = QuestionnaireResponseRow
@@ -598,9 +596,9 @@ def _demo_provenance() -> Select[ProvenanceRow]:
     return select(ProvenanceRow).where(ProvenanceRow.pk.in_(targets), ProvenanceRow.deleted.is_(False))
 
 
-def demo_counts(db: Database) -> DemoCounts:
+def demo_counts(services: Services) -> DemoCounts:
     """What of the demo is stored now (live resources only)."""
-    with db.read_session() as session:
+    with services.db.read_session() as session:
         people = session.scalar(select(func.count(func.distinct(QR.subject_id))).where(*_live_demo_responses()))
         responses = session.scalar(select(func.count()).select_from(QR).where(*_live_demo_responses()))
         observations = session.scalar(
@@ -617,15 +615,13 @@ def demo_counts(db: Database) -> DemoCounts:
     return DemoCounts(people or 0, responses or 0, observations or 0, flags or 0, provenance or 0)
 
 
-def remove_demo(resources: Mapping[str, ResourceInteractions]) -> DemoCounts:
+def remove_demo(services: Services) -> DemoCounts:
     """Delete every demo response as DELETE /fhir/QuestionnaireResponse/{id} does (its Observations and Flags
     are deleted with it; history is kept, as for every deletion), and the Provenance of each. Nothing else is
     touched. Returns what was removed."""
-    responses = resources["QuestionnaireResponse"]
-    db = responses.db
-    removed = demo_counts(db)
+    removed = demo_counts(services)
     # The Provenance of every demo response, deleted ones included: deleting a response leaves its Provenance.
-    with db.transaction() as session, _audited(Interaction("delete", "Provenance")):
+    with services.db.transaction() as session, _audited(Interaction("delete", "Provenance")):
         repository = ResourceRepository(session, PROVENANCE)
         rows = list(session.scalars(_demo_provenance().order_by(ProvenanceRow.pk)))
         for row in rows:
@@ -633,9 +629,9 @@ def remove_demo(resources: Mapping[str, ResourceInteractions]) -> DemoCounts:
             audit.note("Provenance", row.id, None)
         if rows:
             audit.write_in_transaction(session, 200)
-    with db.read_session() as session:
+    with services.db.read_session() as session:
         response_ids = list(session.scalars(select(QR.id).where(*_live_demo_responses()).order_by(QR.pk)))
     for response_id in response_ids:
         with _audited(Interaction("delete", "QuestionnaireResponse", response_id)):
-            responses.delete(response_id, grant=GRANT)
+            delete_response(services, response_id, GRANT)
     return removed

@@ -1,18 +1,30 @@
-"""Groups of patients: stored as sent, for Group-level Bulk Data export (members are referenced, not owned)."""
+"""Groups of patients, stored as sent (members are referenced, not owned): what Group-level export reads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from service.auth.access import Grant
 from service.fhir.errors import Unprocessable
 from service.fhir.issues import Issue
-from service.interactions import NoDerivedWrites, Prepared
-from service.store.models import ResourceRow
+from service.fhir.versions import StoredVersion
+from service.services import Services
+from service.store.access import check_body
+from service.store.kinds import GROUP
+from service.writes import (
+    WriteResult,
+    check_update_id,
+    create,
+    delete_resource,
+    insert,
+    refusing_conflicts,
+    replace,
+    row_to_update,
+)
 
 
-def _check_members(resource: dict[str, Any]) -> None:
+def check_members(resource: Mapping[str, Any]) -> None:
     for index, member in enumerate(resource.get("member", [])):
         reference = (member.get("entity") or {}).get("reference")
         if not isinstance(reference, str) or reference.count("/") != 1 or reference.startswith("#"):
@@ -26,16 +38,29 @@ def _check_members(resource: dict[str, Any]) -> None:
             )
 
 
-class GroupRules(NoDerivedWrites):
-    def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
-        _check_members(resource)
-        return Prepared(resource)
+def create_group(
+    services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
+) -> WriteResult:
+    """POST Group."""
+    check_members(resource)
+    return create(services, GROUP, resource, grant, patient=None, if_none_exist=if_none_exist)
 
-    def prepare_update(
-        self, session: Session, row: ResourceRow, current: dict[str, Any] | None, resource: dict[str, Any]
-    ) -> Prepared:
-        _check_members(resource)
-        return Prepared(resource)
 
-    def check_delete(self, session: Session, row: ResourceRow) -> None:
-        return None
+def update_group(
+    services: Services, group_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
+) -> WriteResult:
+    """PUT Group/{id}."""
+    check_update_id(GROUP, group_id, resource)
+    check_body(GROUP, grant, None)
+    check_members(resource)
+    with refusing_conflicts(GROUP), services.db.transaction() as session:
+        row = row_to_update(session, services, GROUP, group_id, grant, if_match=if_match)
+        if row is None:
+            _, stored = insert(session, GROUP, resource, resource_id=group_id)
+            return WriteResult(stored, created=True)
+        return WriteResult(replace(session, GROUP, row, resource), created=False)
+
+
+def delete_group(services: Services, group_id: str, grant: Grant) -> StoredVersion | None:
+    """DELETE Group/{id}."""
+    return delete_resource(services, GROUP, group_id, grant)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextvars import ContextVar
 
-from flask import g, has_request_context
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from pythonjsonlogger.json import JsonFormatter
 
 _HANDLER_NAME = "proms-json"
 
 
+# The id of the request being handled (set when it starts), so that every log line of it carries the id.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id") if has_request_context() else None
+        record.request_id = request_id.get()
         return True
 
 

@@ -1,54 +1,118 @@
-"""Questionnaire business rules (canonical identity, immutability once active) and loading the library."""
+"""Publishing Questionnaires: create, change (an active one only as a new version), delete, and loading the library."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from service.auth.access import UNRESTRICTED
+from service.auth.access import UNRESTRICTED, Grant
+from service.definitions import definition_files
 from service.fhir import jsonio
 from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
-from service.interactions import NoDerivedWrites, Prepared, ResourceInteractions
+from service.fhir.versions import StoredVersion
 from service.scoring import compile_questionnaire
+from service.services import Services
 from service.store import questionnaires as store
-from service.store.models import QuestionnaireRow, ResourceRow
+from service.store.access import check_body
+from service.store.kinds import QUESTIONNAIRE
+from service.store.models import QuestionnaireRow
+from service.writes import (
+    WriteResult,
+    check_update_id,
+    create,
+    current_resource,
+    delete,
+    insert,
+    refusing_conflicts,
+    replace,
+    row_to_delete,
+    row_to_update,
+)
 
 PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
 # What scoring and validation depend on: an active Questionnaire may not change these in place.
 SCORING_ELEMENTS = ("url", "version", "item", "contained", "extension")
 
 
-class QuestionnaireRules(NoDerivedWrites):
-    def prepare_create(self, session: Session, resource: dict[str, Any]) -> Prepared:
-        self._check(resource)
-        return Prepared(resource)
+def check_definition(resource: Mapping[str, Any]) -> None:
+    """What every stored Questionnaire must be: a publication status, a canonical url, expressions that compile."""
+    status = resource.get("status")
+    if status not in PUBLICATION_STATUSES:
+        raise BadRequest(
+            Issue(
+                "error",
+                "code-invalid",
+                f"Questionnaire.status must be one of {', '.join(PUBLICATION_STATUSES)}, got {status!r}",
+                "Questionnaire.status",
+            )
+        )
+    scoring_errors = [issue for issue in compile_questionnaire(resource) if issue.is_error]
+    if scoring_errors:
+        # A definition that cannot be scored would reject every response submitted to it.
+        raise Unprocessable(scoring_errors)
+    if not resource.get("url"):
+        raise Unprocessable(
+            Issue(
+                "error",
+                "required",
+                "Questionnaire.url is required here: responses name their Questionnaire by its canonical "
+                "url (and version)",
+                "Questionnaire.url",
+            )
+        )
 
-    def prepare_update(
-        self, session: Session, row: ResourceRow, current: dict[str, Any] | None, resource: dict[str, Any]
-    ) -> Prepared:
-        self._check(resource)
-        if current is not None and current.get("status") == "active":
-            changed = [name for name in SCORING_ELEMENTS if current.get(name) != resource.get(name)]
-            if changed:
-                raise Conflict(
-                    Issue(
-                        "error",
-                        "business-rule",
-                        f"Questionnaire/{row.id} is active, so its {', '.join(changed)} cannot change in place: "
-                        "publish the change as a new version (a new resource with a higher 'version'), "
-                        "and retire this one if it should no longer be used",
-                        f"Questionnaire.{changed[0]}",
-                    )
-                )
-        return Prepared(resource)
 
-    def check_delete(self, session: Session, row: ResourceRow) -> None:
+def _check_still_editable(resource_id: str, current: Mapping[str, Any] | None, proposed: Mapping[str, Any]) -> None:
+    if current is None or current.get("status") != "active":
+        return
+    changed = [name for name in SCORING_ELEMENTS if current.get(name) != proposed.get(name)]
+    if changed:
+        raise Conflict(
+            Issue(
+                "error",
+                "business-rule",
+                f"Questionnaire/{resource_id} is active, so its {', '.join(changed)} cannot change in place: "
+                "publish the change as a new version (a new resource with a higher 'version'), "
+                "and retire this one if it should no longer be used",
+                f"Questionnaire.{changed[0]}",
+            )
+        )
+
+
+def publish_questionnaire(
+    services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
+) -> WriteResult:
+    """POST Questionnaire."""
+    check_definition(resource)
+    return create(services, QUESTIONNAIRE, resource, grant, patient=None, if_none_exist=if_none_exist)
+
+
+def update_questionnaire(
+    services: Services, resource_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
+) -> WriteResult:
+    """PUT Questionnaire/{id}: a draft changes freely; an active one only in what scoring does not depend on."""
+    check_update_id(QUESTIONNAIRE, resource_id, resource)
+    check_body(QUESTIONNAIRE, grant, None)
+    check_definition(resource)
+    with refusing_conflicts(QUESTIONNAIRE), services.db.transaction() as session:
+        row = row_to_update(session, services, QUESTIONNAIRE, resource_id, grant, if_match=if_match)
+        if row is None:
+            _, stored = insert(session, QUESTIONNAIRE, resource, resource_id=resource_id)
+            return WriteResult(stored, created=True)
+        _check_still_editable(resource_id, current_resource(row), resource)
+        return WriteResult(replace(session, QUESTIONNAIRE, row, resource), created=False)
+
+
+def delete_questionnaire(services: Services, resource_id: str, grant: Grant) -> StoredVersion | None:
+    """DELETE Questionnaire/{id}: only while no response refers to it (retire it otherwise)."""
+    with refusing_conflicts(QUESTIONNAIRE, lost_race=Conflict), services.db.transaction() as session:
+        row = row_to_delete(session, services, QUESTIONNAIRE, resource_id, grant)
+        if row.deleted:
+            return None
         assert isinstance(row, QuestionnaireRow)
         if store.is_answered(session, row.pk):
             raise Conflict(
@@ -56,33 +120,22 @@ class QuestionnaireRules(NoDerivedWrites):
                 "'retired' instead",
                 code="business-rule",
             )
+        return delete(session, QUESTIONNAIRE, row)
 
-    @staticmethod
-    def _check(resource: dict[str, Any]) -> None:
-        status = resource.get("status")
-        if status not in PUBLICATION_STATUSES:
-            raise BadRequest(
-                Issue(
-                    "error",
-                    "code-invalid",
-                    f"Questionnaire.status must be one of {', '.join(PUBLICATION_STATUSES)}, got {status!r}",
-                    "Questionnaire.status",
-                )
-            )
-        scoring_errors = [issue for issue in compile_questionnaire(resource) if issue.is_error]
-        if scoring_errors:
-            # A definition that cannot be scored would reject every response submitted to it.
-            raise Unprocessable(scoring_errors)
-        if not resource.get("url"):
-            raise Unprocessable(
-                Issue(
-                    "error",
-                    "required",
-                    "Questionnaire.url is required here: responses name their Questionnaire by its canonical "
-                    "url (and version)",
-                    "Questionnaire.url",
-                )
-            )
+
+def definitions_named(services: Services, canonicals: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored Questionnaire each canonical names, as a response's ``questionnaire`` is resolved (``url|version``,
+    ``url`` for the latest version, or ``Questionnaire/id``), by canonical; unknown ones are left out."""
+    found: dict[str, dict[str, Any]] = {}
+    with services.db.read_session() as session:
+        for canonical in set(canonicals):
+            ref = store.resolve_reference(session, canonical, services.settings.base_url)
+            if ref is not None:
+                found[canonical] = services.questionnaires.get(session, ref)
+    return found
+
+
+# the library -----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -93,29 +146,24 @@ class LoadReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def definition_files(directory: Path) -> Iterator[Path]:
-    """Every instrument definition in a library folder: ``<dir>/<instrument>/questionnaire.json``."""
-    yield from sorted(directory.glob("*/questionnaire.json"))
-
-
 def read_definition(path: Path) -> dict[str, Any]:
-    resource = jsonio.loads_object(path.read_bytes())
+    resource = jsonio.parse_body(path.read_bytes())
     validate_structure(resource, "Questionnaire")
     return resource
 
 
-def _comparable(resource: dict[str, Any]) -> dict[str, Any]:
+def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in resource.items() if key not in ("meta", "id")}
 
 
-def load_library(interactions: ResourceInteractions, directory: Path) -> LoadReport:
+def load_library(services: Services, directory: Path) -> LoadReport:
     """Store each definition that is new or changed; loading the same folder twice changes nothing."""
     report = LoadReport()
     for path in definition_files(directory):
         label = str(path.parent.name)
         try:
             resource = read_definition(path)
-            with interactions.db.read_session() as session:
+            with services.db.read_session() as session:
                 existing = store.find_by_canonical(session, resource["url"], resource.get("version"))
                 existing_id = existing.id if existing else None
                 existing_json = existing.resource_json if existing else None
@@ -125,17 +173,18 @@ def load_library(interactions: ResourceInteractions, directory: Path) -> LoadRep
                     and store.find_by_id(session, str(resource["id"])) is not None
                 )
             if existing_id is not None and existing_json is not None:
-                current = jsonio.loads_object(existing_json.encode())
-                if _comparable(current) == _comparable(resource):
+                if _comparable(jsonio.loads_object(existing_json.encode())) == _comparable(resource):
                     report.unchanged.append(label)
                     continue
-                interactions.update(existing_id, {**resource, "id": existing_id}, if_match=None, grant=UNRESTRICTED)
+                update_questionnaire(
+                    services, existing_id, {**resource, "id": existing_id}, UNRESTRICTED, if_match=None
+                )
                 report.updated.append(label)
                 continue
             if resource.get("id") and not id_taken:
-                interactions.update(str(resource["id"]), resource, if_match=None, grant=UNRESTRICTED)
+                update_questionnaire(services, str(resource["id"]), resource, UNRESTRICTED, if_match=None)
             else:
-                interactions.create({k: v for k, v in resource.items() if k != "id"}, grant=UNRESTRICTED)
+                publish_questionnaire(services, {k: v for k, v in resource.items() if k != "id"}, UNRESTRICTED)
             report.created.append(label)
         except FhirError as exc:
             report.failed.append((label, str(exc)))

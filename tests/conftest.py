@@ -142,8 +142,8 @@ def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
     if settings.database_url.startswith("postgresql"):
-        truncate_pg(app.extensions["proms.db"].engine)
-    app.extensions["proms.db"].dispose()
+        truncate_pg(app.web.services.db.engine)
+    app.web.services.db.dispose()
 
 
 class Fhir:

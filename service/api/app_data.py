@@ -1,25 +1,28 @@
 """The launched patient's data for the clinician app, through the same use cases, grants and audit as the API.
 
-The app reads the service's own store, not the EHR: each read or write is a ``ResourceInteractions`` call
-with the Grant a patient-scoped SMART token for that patient would get, inside an audit context, so the
-compartment rules, validation, scoring, extraction and AuditEvents are exactly the API's.
+The app reads the service's own store, not the EHR: each read or write is the API's use case, called with the
+Grant a patient-scoped SMART token for that patient would get, inside an audit context, so the compartment
+rules, validation, scoring, extraction and AuditEvents are exactly the API's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, request
+from flask import request
 
+from service import questionnaires, resources
 from service.api.http import audited as audit_scope
+from service.api.web import services
 from service.audit import AuditContext
 from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
 from service.fhir import jsonio
-from service.interactions import ResourceInteractions, WriteResult
+from service.responses.submit import submit_response
+from service.writes import WriteResult
 
 MAX_RESULTS = 5000  # a dashboard bound: years of weekly measures, far below anything slow
 
@@ -42,11 +45,6 @@ class Clinician:
         )
 
 
-def _resources(resource_type: str) -> ResourceInteractions:
-    resources: Mapping[str, ResourceInteractions] = current_app.extensions["proms.resources"]
-    return resources[resource_type]
-
-
 @contextmanager
 def audited(interaction: Interaction, grant: Grant, query: str | None = None) -> Iterator[None]:
     """Record the interaction as an AuditEvent, as the API's interaction seam does (a failure is recorded too)."""
@@ -58,17 +56,17 @@ def audited(interaction: Interaction, grant: Grant, query: str | None = None) ->
 
 def search_all(clinician: Clinician, resource_type: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """Every match of a search, page after page (one audited search)."""
-    resources = _resources(resource_type)
     grant = clinician.grant(resource_type)
-    pairs = [*pairs, ("_count", str(resources.settings.max_page_size))]
+    pairs = [*pairs, ("_count", str(services().settings.max_page_size))]
     found: list[dict[str, Any]] = []
     with audited(Interaction("search-type", resource_type), grant, urlencode(pairs)):
         page_token: str | None = None
         while len(found) < MAX_RESULTS:
-            search = resources.parse_search([*pairs, *([("_page", page_token)] if page_token else [])], strict=True)
-            page = resources.search(search, grant=grant)
-            found.extend(jsonio.loads_object(body) for _, body in page.matches)
-            page_token = page.next_page
+            page = [*pairs, *([("_page", page_token)] if page_token else [])]
+            search = resources.parse_search(services(), resource_type, page, strict=True)
+            result = resources.search(services(), resource_type, search, grant)
+            found.extend(jsonio.loads_object(body) for _, body in result.matches)
+            page_token = result.next_page
             if page_token is None:
                 break
     return found
@@ -77,11 +75,17 @@ def search_all(clinician: Clinician, resource_type: str, pairs: Sequence[tuple[s
 def read(clinician: Clinician, resource_type: str, resource_id: str) -> dict[str, Any]:
     grant = clinician.grant(resource_type)
     with audited(Interaction("read", resource_type, resource_id), grant):
-        return _resources(resource_type).read(resource_id, grant=grant).resource()
+        return resources.read(services(), resource_type, resource_id, grant).resource()
 
 
-def submit_response(clinician: Clinician, response: dict[str, Any]) -> WriteResult:
+def definitions_named(canonicals: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The Questionnaires these canonicals name, resolved as submissions resolve them (definitions, not health data:
+    not audited, as the API does not audit reading them)."""
+    return questionnaires.definitions_named(services(), canonicals)
+
+
+def submit(clinician: Clinician, response: dict[str, Any]) -> WriteResult:
     """Store a QuestionnaireResponse exactly as POST /fhir/QuestionnaireResponse would: validated, scored, audited."""
     grant = clinician.grant("QuestionnaireResponse")
     with audited(Interaction("create", "QuestionnaireResponse"), grant):
-        return _resources("QuestionnaireResponse").create(response, grant=grant)
+        return submit_response(services(), response, grant)

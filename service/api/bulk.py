@@ -5,28 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request, send_file
+from flask import Blueprint, Flask, Response, request, send_file
 
 from service.api.http import JSON_TYPES, fhir_interaction, fhir_response, grant, prefer, request_body
+from service.api.web import services
 from service.audit import current_audit
-from service.config import Settings
-from service.exports import NDJSON, Exports
+from service.exports import requests as exports
+from service.exports.requests import NDJSON
 from service.fhir.dates import http_date
 from service.fhir.errors import BadRequest, NotAcceptable, operation_outcome
 from service.fhir.issues import Issue
 
 blueprint = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON_TYPES = (NDJSON, "application/ndjson", *JSON_TYPES)
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["proms.settings"]
-    return settings
-
-
-def _exports() -> Exports:
-    exports: Exports = current_app.extensions["proms.exports"]
-    return exports
 
 
 def accept_ndjson() -> None:
@@ -54,13 +45,14 @@ def _posted_parameters() -> list[tuple[str, str]]:
 
 
 def _kick_off(level: str, group_id: str | None = None) -> Response:
-    settings = _settings()
+    settings = services().settings
     parameters = list(request.args.items(multi=True))
     if request.method == "POST":
         parameters += _posted_parameters()
     query = request.query_string.decode()
     request_url = settings.base_url + request.path.removeprefix("/fhir") + (f"?{query}" if query else "")
-    job_id = _exports().kick_off(
+    job_id = exports.kick_off(
+        services(),
         level=level,
         group_id=group_id,
         parameters=parameters,
@@ -96,11 +88,10 @@ def export_group(group_id: str) -> Response:
 @blueprint.get("/$export-status/<fhirid:job_id>")
 @fhir_interaction("operation-export-status")
 def export_status(job_id: str) -> Response:
-    exports = _exports()
-    result = exports.status(job_id, grant())
+    result = exports.export_status(services(), job_id, grant())
     if not result.done:
         outcome = operation_outcome([Issue("information", "informational", f"Export {result.progress}")])
-        headers = {"X-Progress": result.progress, "Retry-After": str(exports.retry_after())}
+        headers = {"X-Progress": result.progress, "Retry-After": str(exports.retry_after(services().settings))}
         return fhir_response(outcome, 202, headers)
     manifest: dict[str, Any] = result.manifest or {}
     response = Response(orjson.dumps(manifest), 200, content_type="application/json")
@@ -112,13 +103,13 @@ def export_status(job_id: str) -> Response:
 @blueprint.delete("/$export-status/<fhirid:job_id>")
 @fhir_interaction("operation-export-cancel")
 def export_cancel(job_id: str) -> Response:
-    _exports().cancel(job_id, grant())
+    exports.cancel_export(services(), job_id, grant())
     text = f"Export {job_id} cancelled; its files are deleted"
     return fhir_response(operation_outcome([Issue("information", "informational", text)]), 202)
 
 
 def _ndjson_file(job_id: str, kind: str, resource_type: str, part: int) -> Response:
-    path = _exports().file(job_id, kind, resource_type, part, grant())
+    path = exports.export_file(services(), job_id, kind, resource_type, part, grant())
     context = current_audit.get()
     if context is not None:
         # What was disclosed: which file of which export (the query element of the AuditEvent).
@@ -139,5 +130,4 @@ def export_error(job_id: str, part: int) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["proms.exports"] = Exports(app.extensions["proms.db"], app.extensions["proms.settings"])
     app.register_blueprint(blueprint)

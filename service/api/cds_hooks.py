@@ -5,29 +5,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service import audit
 from service.api.http import audited
+from service.api.web import services, web
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.auth.tokens import InvalidToken, TokenVerifier
-from service.cds.cards import CardSettings, PatientData, Source, patient_view_cards
-from service.cds.measures import (
-    Measure,
-    SafetyConcern,
-    instrument_label,
-    previous_response_ids,
-    read_flag,
-    read_measure,
-)
+from service.cds.cards import CardSettings, Source, patient_view_cards
 from service.cds.schemas import (
     HOOK,
     DiscoverySchema,
@@ -41,13 +32,12 @@ from service.cds.schemas import (
     flatten_messages,
 )
 from service.config import Settings
-from service.fhir.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, Unauthorized
+from service.fhir.dates import utcnow
+from service.fhir.errors import BadRequest, FhirError, Unauthorized
 from service.fhir.issues import Issue
 from service.fhir.jsonio import check_limits
-from service.interactions import ResourceInteractions
-from service.store import summary
-from service.store.db import Database
-from service.store.repository import utcnow
+from service.flags import mark_flag_reviewed
+from service.patients import patient_data
 
 SERVICE_ID = "recovery-proms"
 JSON_TYPES = ("application/json", "application/fhir+json")
@@ -60,25 +50,14 @@ log = logging.getLogger("proms.cds")
 F = TypeVar("F", bound=Callable[..., Response])
 
 
-@dataclass(frozen=True)
-class CdsHooks:
-    """What the endpoints need, wired once per app: settings, database, and the CDS client JWT verifier."""
-
-    settings: Settings
-    db: Database
-    verifier: TokenVerifier | None  # None: no CDS client is trusted (or authentication is off)
-
-    @property
-    def public_base(self) -> str:
-        return public_base(self.settings)
-
-    def card_settings(self) -> CardSettings:
-        return CardSettings(
-            now=utcnow(),
-            app_launch_url=f"{self.public_base}/app/launch",
-            source=Source("Recovery PROMs", f"{self.public_base}/app/"),
-            schedule=dict(self.settings.schedule),
-        )
+def card_settings(settings: Settings) -> CardSettings:
+    base = public_base(settings)
+    return CardSettings(
+        now=utcnow(),
+        app_launch_url=f"{base}/app/launch",
+        source=Source("Recovery PROMs", f"{base}/app/"),
+        schedule=dict(settings.schedule),
+    )
 
 
 def public_base(settings: Settings) -> str:
@@ -89,11 +68,6 @@ def public_base(settings: Settings) -> str:
 def service_url(settings: Settings) -> str:
     """The patient-view endpoint's URL: what a CDS client's JWT must name as ``aud``."""
     return f"{public_base(settings)}/cds-services/{SERVICE_ID}"
-
-
-def _cds() -> CdsHooks:
-    wired: CdsHooks = current_app.extensions["proms.cds_hooks"]
-    return wired
 
 
 # errors: JSON, not OperationOutcome, because CDS clients are not FHIR clients --------------------------------
@@ -151,18 +125,18 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def authenticate(cds: CdsHooks, authorization: str | None) -> Grant:
+def authenticate(settings: Settings, verifier: TokenVerifier | None, authorization: str | None) -> Grant:
     """The CDS client calling: its signed JWT must name this service as ``aud`` and come from a trusted ``iss``."""
-    if cds.settings.auth_mode == "none":
+    if settings.auth_mode == "none":
         return Grant(unrestricted=True)
-    if cds.verifier is None:
+    if verifier is None:
         raise Unauthorized(
             "This service trusts no CDS clients yet: set PROMS_CDS_ISSUERS and PROMS_CDS_JWKS_URL or "
             "PROMS_CDS_JWKS_FILE",
             headers={"WWW-Authenticate": WWW_AUTHENTICATE.format("no trusted CDS clients")},
         )
     try:
-        claims = cds.verifier.verify(_bearer(authorization))
+        claims = verifier.verify(_bearer(authorization))
         if not isinstance(claims.get("jti"), str) or not claims["jti"]:
             raise InvalidToken("the token has no jti (CDS Hooks requires one)")
     except InvalidToken as exc:
@@ -182,7 +156,9 @@ def cds_interaction(name: str, resource_type: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             context = AuditContext(Interaction(name, resource_type), request.remote_addr, None)
             with audited(context) as outcome:
-                context.grant = authenticate(_cds(), request.headers.get("Authorization"))
+                context.grant = authenticate(
+                    services().settings, web().cds_verifier, request.headers.get("Authorization")
+                )
                 response = view(*args, **kwargs)
                 outcome.status = response.status_code
             return response
@@ -244,34 +220,6 @@ def discovery() -> Response:
     return json_response(discovery_document())
 
 
-def _patient_data(patient_id: str, records: summary.PatientRecords, earlier: dict[str, datetime]) -> PatientData:
-    measures: list[Measure] = []
-    for latest in records.latest:
-        stored = records.questionnaires.get(latest.questionnaire_pk) if latest.questionnaire_pk else None
-        observations = records.observations.get(latest.id, [])
-        for observation in observations:
-            audit.note("Observation", str(observation.resource.get("id")), patient_id)
-        measures.append(
-            read_measure(
-                response_id=latest.id,
-                questionnaire_url=latest.questionnaire_url,
-                questionnaire_id=stored.id if stored else None,
-                questionnaire=stored.resource if stored else None,
-                completed=latest.completed,
-                observations=[(observation.key, observation.resource) for observation in observations],
-                earlier=earlier,
-            )
-        )
-    concerns: list[SafetyConcern] = []
-    for flag in records.flags:
-        stored = records.questionnaires.get(flag.questionnaire_pk) if flag.questionnaire_pk else None
-        label = instrument_label(stored.resource, stored.url or "") if stored else None
-        concern = read_flag(flag.resource, label)
-        audit.note("Flag", concern.flag_id, patient_id)
-        concerns.append(concern)
-    return PatientData(patient_id, tuple(measures), tuple(concerns))
-
-
 @blueprint.post(f"/{SERVICE_ID}")
 @cds_interaction("cds-patient-view", "Patient")
 def patient_view() -> Response:
@@ -279,33 +227,9 @@ def patient_view() -> Response:
     context = current_audit.get()
     if context is not None and context.grant is not None:
         context.grant = replace(context.grant, user=hook.user_id)
-    audit.note("Patient", hook.patient_id, hook.patient_id)
-    cds = _cds()
-    with cds.db.read_session() as session:
-        records = summary.patient_records(session, hook.patient_id)
-        scores = [o.resource for observations in records.observations.values() for o in observations]
-        earlier = summary.completed_dates(session, previous_response_ids(scores))
-    cards = patient_view_cards(_patient_data(hook.patient_id, records, earlier), cds.card_settings())
+    data = patient_data(services(), hook.patient_id)
+    cards = patient_view_cards(data, card_settings(services().settings))
     return json_response(HookResponseSchema().dump({"cards": cards}))
-
-
-def mark_flag_reviewed(flag_id: str, grant: Grant) -> bool:
-    """Mark an active safety Flag reviewed (inactive); False when there is no such active Flag."""
-    flags: ResourceInteractions = current_app.extensions["proms.resources"]["Flag"]
-    for _ in range(3):
-        try:
-            stored = flags.read(flag_id, grant=grant)
-        except (NotFound, Gone):
-            return False
-        resource = stored.resource()
-        if resource.get("status") != "active":
-            return False
-        try:
-            flags.update(flag_id, {**resource, "status": "inactive"}, if_match=stored.version_id, grant=grant)
-            return True
-        except PreconditionFailed:
-            continue  # changed by someone else meanwhile: look at it again
-    return False
 
 
 def _log_feedback(entry: Feedback, reviewed: bool) -> None:
@@ -330,27 +254,29 @@ def feedback() -> Response:
     reviewed = 0
     for entry in entries:
         # A safety card's uuid is its Flag's id: acting on the card, either way, is reviewing the flag.
-        flag_reviewed = mark_flag_reviewed(str(entry.card), _caller())
+        flag_reviewed = mark_flag_reviewed(services(), str(entry.card), _caller())
         reviewed += flag_reviewed
         _log_feedback(entry, flag_reviewed)
     return json_response(FeedbackResultSchema().dump({"received": len(entries), "flags_reviewed": reviewed}))
 
 
+def cds_verifier(settings: Settings) -> TokenVerifier | None:
+    """The verifier of the CDS clients' JWTs, when authentication is on and some clients are trusted."""
+    if settings.auth_mode != "jwt":
+        return None
+    if not (settings.cds_issuers and (settings.cds_jwks_url or settings.cds_jwks_file)):
+        log.warning(
+            "CDS Hooks calls are refused until PROMS_CDS_ISSUERS and PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE "
+            "name the CDS clients to trust"
+        )
+        return None
+    return TokenVerifier(
+        issuers=settings.cds_issuers,
+        audience=service_url(settings),
+        jwks_url=settings.cds_jwks_url,
+        jwks_file=settings.cds_jwks_file,
+    )
+
+
 def init_app(app: Flask) -> None:
-    settings: Settings = app.extensions["proms.settings"]
-    verifier = None
-    if settings.auth_mode == "jwt":
-        if settings.cds_issuers and (settings.cds_jwks_url or settings.cds_jwks_file):
-            verifier = TokenVerifier(
-                issuers=settings.cds_issuers,
-                audience=service_url(settings),
-                jwks_url=settings.cds_jwks_url,
-                jwks_file=settings.cds_jwks_file,
-            )
-        else:
-            log.warning(
-                "CDS Hooks calls are refused until PROMS_CDS_ISSUERS and PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE "
-                "name the CDS clients to trust"
-            )
-    app.extensions["proms.cds_hooks"] = CdsHooks(settings, app.extensions["proms.db"], verifier)
     app.register_blueprint(blueprint)

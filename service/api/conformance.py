@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 
 from service.api.http import fhir_interaction, fhir_response
-from service.config import Settings
+from service.api.web import services
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
 from service.fhir.errors import NotFound
@@ -18,7 +18,7 @@ SD = "StructureDefinition"
 @blueprint.get("")
 @fhir_interaction("search-type", SD)
 def search() -> Response:
-    settings: Settings = current_app.extensions["proms.settings"]
+    settings = services().settings
     wanted = request.args.getlist("url")
     matches = [sd for sd in STRUCTURE_DEFINITIONS.values() if not wanted or sd["url"] in wanted]
     entries = [Entry(f"{settings.base_url}/{SD}/{sd['id']}", jsonio.dumps(sd), search_mode="match") for sd in matches]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.api.http import fhir_response
@@ -42,17 +41,6 @@ def _http_error(exc: HTTPException) -> Response:
     return fhir_response(operation_outcome([issue]), status, headers)
 
 
-def _database_unavailable(exc: DBAPIError) -> Response:
-    # Connection refused, server restarting, connection killed, SQLite busy past its timeout: all transient.
-    log.warning("database unavailable", extra={"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__})
-    issue = Issue(
-        "error",
-        "transient",
-        f"The database is unavailable or busy; nothing was changed. Retry shortly (request id {g.get('request_id')})",
-    )
-    return fhir_response(operation_outcome([issue]), 503, {"Retry-After": "2"})
-
-
 def _unexpected(exc: Exception) -> Response:
     request_id = g.get("request_id", "unknown")
     log.exception("unhandled error", extra={"error": type(exc).__name__})
@@ -68,6 +56,4 @@ def _unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(FhirError, _fhir_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(InterfaceError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.routing import BaseConverter
 
+from service import questionnaires, resources
 from service.api.http import (
     etag,
     fhir_interaction,
@@ -20,23 +22,51 @@ from service.api.http import (
     strict_handling,
     version_headers,
 )
-from service.auth.access import Interaction
+from service.api.web import services, web
+from service.auth.access import Grant, Interaction
 from service.config import Settings
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
 from service.fhir.dates import InvalidDate, date_range, instant_text
-from service.fhir.errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType, operation_outcome
+from service.fhir.errors import BadRequest, UnsupportedMediaType, operation_outcome
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.fhir.search import SearchRequest
-from service.interactions import ResourceInteractions, WriteResult
-from service.store import derived
-from service.store.repository import StoredVersion
-from service.submissions import resolve_questionnaire
+from service.fhir.versions import StoredVersion
+from service.flags import update_flag
+from service.groups import create_group, delete_group, update_group
+from service.responses.submit import delete_response, submit_response, update_response
+from service.services import Services
+from service.subscriptions.manage import create_subscription, delete_subscription, update_subscription
+from service.writes import WriteResult
 
 blueprint = Blueprint("fhir_rest", __name__, url_prefix="/fhir")
 
 MANDATORY_ELEMENTS = ("resourceType", "id", "meta")
+
+# The use case behind each write, by resource type (the interactions each type supports are resources.SERVED).
+Create = Callable[..., WriteResult]  # (services, resource, grant, *, if_none_exist)
+Update = Callable[..., WriteResult]  # (services, id, resource, grant, *, if_match)
+Delete = Callable[[Services, str, Grant], StoredVersion | None]
+CREATE: dict[str, Create] = {
+    "Questionnaire": questionnaires.publish_questionnaire,
+    "QuestionnaireResponse": submit_response,
+    "Subscription": create_subscription,
+    "Group": create_group,
+}
+UPDATE: dict[str, Update] = {
+    "Questionnaire": questionnaires.update_questionnaire,
+    "QuestionnaireResponse": update_response,
+    "Flag": update_flag,
+    "Subscription": update_subscription,
+    "Group": update_group,
+}
+DELETE: dict[str, Delete] = {
+    "Questionnaire": questionnaires.delete_questionnaire,
+    "QuestionnaireResponse": delete_response,
+    "Subscription": delete_subscription,
+    "Group": delete_group,
+}
 
 
 class FhirIdConverter(BaseConverter):
@@ -44,24 +74,17 @@ class FhirIdConverter(BaseConverter):
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.extensions["proms.settings"]
-    return settings
+    return services().settings
 
 
-def _interactions(resource_type: str) -> ResourceInteractions:
-    resources: dict[str, ResourceInteractions] = current_app.extensions["proms.resources"]
-    if resource_type not in resources:
-        raise NotFound(
-            f"Resource type {resource_type!r} is not served here; supported: {', '.join(sorted(resources))}",
-            code="not-supported",
-        )
-    return resources[resource_type]
+def _served(resource_type: str) -> resources.ServedType:
+    return resources.served(resource_type)
 
 
 @blueprint.get("/metadata")
 @fhir_interaction("capabilities")
 def metadata() -> Response:
-    return fhir_response(current_app.extensions["proms.capability_statement"])
+    return fhir_response(web().capability_statement)
 
 
 # writes ---------------------------------------------------------------------------------------------------
@@ -92,26 +115,27 @@ def _checked_body(resource_type: str) -> dict[str, Any]:
 @blueprint.post("/<resource_type>")
 @fhir_interaction("create")
 def create(resource_type: str) -> Response:
-    interactions = _interactions(resource_type)
+    _served(resource_type)
     resource = _checked_body(resource_type)
     resource.pop("id", None)  # the server assigns ids on create
-    result = interactions.create(resource, grant=grant(), if_none_exist=request.headers.get("If-None-Exist"))
+    result = CREATE[resource_type](services(), resource, grant(), if_none_exist=request.headers.get("If-None-Exist"))
     return _write_response(result, 200 if result.existing else 201)
 
 
 @blueprint.put("/<resource_type>/<fhirid:resource_id>")
 @fhir_interaction("update")
 def update(resource_type: str, resource_id: str) -> Response:
-    interactions = _interactions(resource_type)
+    _served(resource_type)
     resource = _checked_body(resource_type)
-    result = interactions.update(resource_id, resource, if_match=if_match_version(), grant=grant())
+    result = UPDATE[resource_type](services(), resource_id, resource, grant(), if_match=if_match_version())
     return _write_response(result, 201 if result.created else 200)
 
 
 @blueprint.delete("/<resource_type>/<fhirid:resource_id>")
 @fhir_interaction("delete")
 def delete(resource_type: str, resource_id: str) -> Response:
-    stored = _interactions(resource_type).delete(resource_id, grant=grant())
+    _served(resource_type)
+    stored = DELETE[resource_type](services(), resource_id, grant())
     if stored is None:
         text = f"{resource_type}/{resource_id} was already deleted"
         return fhir_response(operation_outcome([Issue("information", "informational", text)]))
@@ -134,7 +158,7 @@ def _resource_response(stored: StoredVersion) -> Response:
 @blueprint.get("/<resource_type>/<fhirid:resource_id>")
 @fhir_interaction("read")
 def read(resource_type: str, resource_id: str) -> Response:
-    stored = _interactions(resource_type).read(resource_id, grant=grant())
+    stored = resources.read(services(), resource_type, resource_id, grant())
     if request.headers.get("If-None-Match") == etag(stored.version_id):
         return Response(status=304, headers={"ETag": etag(stored.version_id)})
     return _resource_response(stored)
@@ -143,11 +167,10 @@ def read(resource_type: str, resource_id: str) -> Response:
 @blueprint.get("/<resource_type>/<fhirid:resource_id>/_history/<version_id>")
 @fhir_interaction("vread")
 def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
-    return _resource_response(_interactions(resource_type).vread(resource_id, version_id, grant=grant()))
+    return _resource_response(resources.vread(services(), resource_type, resource_id, version_id, grant()))
 
 
 def _history(resource_type: str, resource_id: str | None) -> Response:
-    interactions = _interactions(resource_type)
     settings = _settings()
     since = None
     if "_since" in request.args:
@@ -159,9 +182,16 @@ def _history(resource_type: str, resource_id: str | None) -> Response:
     before = request.args.get("_page")
     if before is not None and not before.isdigit():
         raise BadRequest("The _page token is not valid for this history; start from the first page")
-    versions, total, next_pk = interactions.history(
-        resource_id, since=since, count=count, before_pk=int(before) if before else None, grant=grant()
+    found = resources.history(
+        services(),
+        resource_type,
+        resource_id,
+        since=since,
+        count=count,
+        before_pk=int(before) if before else None,
+        grant=grant(),
     )
+    versions, total, next_pk = found.versions, found.total, found.next_page
     base = settings.base_url
     entries = []
     for stored in versions:
@@ -227,43 +257,19 @@ def _elements_subset(body: bytes, elements: list[str]) -> bytes:
     return jsonio.dumps(subset)
 
 
-def _check_included(resource_type: str) -> None:
-    """Included resources need their own permission; they share the matches' patient, nothing else."""
-    included = current_app.extensions["proms.access"].authorize(
-        Interaction("search-type", resource_type), request.headers.get("Authorization")
-    )
-    if included.filters or (included.patient is not None and included.patient != grant().patient):
-        raise Forbidden(f"The token's scopes do not allow including {resource_type} resources in this search")
-
-
-def _included(search: SearchRequest, matches: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
-    """Resources asked for with _include / _revinclude, as (type, id, JSON)."""
-    if not matches or not (search.include or search.revinclude):
-        return []
-    db = _interactions("Questionnaire").db
-    found: list[tuple[str, str, bytes]] = []
-    with db.read_session() as session:
-        if "QuestionnaireResponse:questionnaire" in search.include:
-            canonicals = {str(jsonio.loads_object(body).get("questionnaire", "")) for _, body in matches}
-            seen: set[str] = set()
-            for canonical in sorted(canonicals):
-                row = resolve_questionnaire(session, canonical, _settings().base_url)
-                if row is not None and row.resource_json is not None and row.id not in seen:
-                    seen.add(row.id)
-                    found.append(("Questionnaire", row.id, row.resource_json.encode()))
-        if "Observation:derived-from" in search.revinclude:
-            _check_included("Observation")
-            response_ids = [resource_id for resource_id, _ in matches]
-            for obs_id, body in derived.observations_for_responses(session, response_ids):
-                found.append(("Observation", obs_id, body.encode()))
-    return found
+def _included_grants(search: SearchRequest) -> dict[str, Grant]:
+    """The caller's grant for each type the search brings in with _revinclude (each needs its own permission)."""
+    authorization = request.headers.get("Authorization")
+    return {
+        included: web().access.authorize(Interaction("search-type", included), authorization)
+        for included in resources.revincluded_types(search)
+    }
 
 
 def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
-    interactions = _interactions(resource_type)
     settings = _settings()
-    search = interactions.parse_search(pairs, strict=strict_handling())
-    page = interactions.search(search, grant=grant())
+    search = resources.parse_search(services(), resource_type, pairs, strict=strict_handling())
+    result = resources.search(services(), resource_type, search, grant(), included_grants=_included_grants(search))
     base = settings.base_url
     path = f"{base}/{resource_type}"
     entries = [
@@ -272,12 +278,9 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
             _elements_subset(body, search.elements) if search.elements else body,
             search_mode="match",
         )
-        for resource_id, body in page.matches
+        for resource_id, body in result.matches
     ]
-    entries += [
-        Entry(f"{base}/{rtype}/{rid}", body, search_mode="include")
-        for rtype, rid, body in _included(search, page.matches)
-    ]
+    entries += [Entry(f"{base}/{rtype}/{rid}", body, search_mode="include") for rtype, rid, body in result.included]
     if search.ignored:
         outcome = operation_outcome(
             [
@@ -288,11 +291,11 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
         entries.append(Entry(f"urn:uuid:{uuid.uuid4()}", jsonio.dumps(outcome), search_mode="outcome"))
     kept = [(k, v) for k, v in pairs if k != "_page" and k not in search.ignored]
     links = [("self", _url(path, [*kept, *([("_page", search.page)] if search.page else [])]))]
-    if page.next_page:
-        links.append(("next", _url(path, [*kept, ("_page", page.next_page)])))
-    if page.previous_page:
-        links.append(("previous", _url(path, [*kept, ("_page", page.previous_page)])))
-    return fhir_response(bundle("searchset", entries, total=page.total, links=links))
+    if result.next_page:
+        links.append(("next", _url(path, [*kept, ("_page", result.next_page)])))
+    if result.previous_page:
+        links.append(("previous", _url(path, [*kept, ("_page", result.previous_page)])))
+    return fhir_response(bundle("searchset", entries, total=result.total, links=links))
 
 
 @blueprint.get("/<resource_type>")

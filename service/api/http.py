@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from service.api.web import web
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.fhir import jsonio
 from service.fhir.dates import http_date
 from service.fhir.errors import BadRequest, FhirError, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
-from service.interactions import READ_WRITE
-from service.store.repository import StoredVersion
+from service.fhir.versions import StoredVersion
+from service.resources import READ_WRITE, SERVED
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = (FHIR_JSON, "application/json", "application/json+fhir")
@@ -46,7 +47,7 @@ def request_body() -> dict[str, Any]:
     if request.mimetype not in JSON_TYPES:
         shown = request.headers.get("Content-Type") or "none"
         raise UnsupportedMediaType(f"Content-Type {shown!r} is not supported; send {FHIR_JSON} (or application/json)")
-    return jsonio.loads_object(request.get_data(cache=False))
+    return jsonio.parse_body(request.get_data(cache=False))
 
 
 def prefer(name: str) -> str | None:
@@ -96,9 +97,8 @@ def version_headers(stored: StoredVersion, base_url: str) -> dict[str, str]:
 
 
 def _check_supported(interaction: Interaction) -> None:
-    resources = current_app.extensions["proms.resources"]
-    served = resources.get(interaction.resource_type) if interaction.resource_type else None
-    if served is not None and interaction.name in READ_WRITE and interaction.name not in served.allowed:
+    served = SERVED.get(interaction.resource_type) if interaction.resource_type else None
+    if served is not None and interaction.name in READ_WRITE and interaction.name not in served.interactions:
         raise MethodNotAllowed(
             f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
             "resources from the QuestionnaireResponses it scores; they can be read and searched",
@@ -123,7 +123,7 @@ def audited(context: AuditContext) -> Iterator[AuditOutcome]:
 
     Health data is not handed out unless its access was recorded: a failure to audit fails the request.
     """
-    auditor = current_app.extensions["proms.audit"]
+    auditor = web().services.auditor
     token = current_audit.set(context)
     outcome = AuditOutcome()
     try:
@@ -161,9 +161,7 @@ def fhir_interaction(
             with audited(context) as outcome:
                 negotiate()
                 _check_supported(interaction)
-                g.grant = context.grant = current_app.extensions["proms.access"].authorize(
-                    interaction, request.headers.get("Authorization")
-                )
+                g.grant = context.grant = web().access.authorize(interaction, request.headers.get("Authorization"))
                 response = view(*args, **kwargs)
                 outcome.status = response.status_code
             return response

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response
 
 from service.api.http import fhir_response
+from service.api.web import services
 from service.config import Settings
 from service.fhir.errors import NotFound
 
@@ -78,7 +79,7 @@ def security_statement(settings: Settings) -> dict[str, Any]:
 
 @blueprint.get("/fhir/.well-known/smart-configuration")
 def discovery() -> Response:
-    settings: Settings = current_app.extensions["proms.settings"]
+    settings = services().settings
     if settings.auth_mode != "jwt":
         raise NotFound("Authentication is off (PROMS_AUTH=none): there is no authorization server to describe")
     response = fhir_response(smart_configuration(settings))

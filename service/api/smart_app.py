@@ -16,9 +16,7 @@ from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
-    Flask,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -34,6 +32,7 @@ from service.api import app_data
 from service.api.app_data import Clinician
 from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
+from service.api.web import ServiceApp, services
 from service.app_ui.dashboard import build_dashboard, results_of_response, safety_notices
 from service.app_ui.forms import FormItem, attach_issues, build_response, form_items, read_form, refresh_enablement
 from service.app_ui.history import (
@@ -70,8 +69,7 @@ class AppNotConfigured(Exception):
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.extensions["proms.settings"]
-    return settings
+    return services().settings
 
 
 def _app_root(settings: Settings) -> str:
@@ -247,23 +245,14 @@ def sign_out() -> WerkzeugResponse:
 def _questionnaires(clinician: Clinician, responses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The definitions by url: the version each instrument was last answered with, else the active one."""
     active = app_data.search_all(clinician, "Questionnaire", [("status", "active"), ("_sort", "title")])
-    by_canonical = {f"{q.get('url')}|{q.get('version')}": q for q in active}
+    by_url = {str(q.get("url")): q for q in active}
     latest: dict[str, str] = {}
     for response in responses:  # oldest first: the last one seen is the latest
         latest[canonical_url(response.get("questionnaire"))] = str(response.get("questionnaire"))
-    for canonical in set(latest.values()) - set(by_canonical):
-        url, _, version = canonical.partition("|")
-        pairs = [("url", url)] + ([("version", version)] if version else [])
-        for questionnaire in app_data.search_all(clinician, "Questionnaire", pairs):
-            by_canonical.setdefault(f"{questionnaire.get('url')}|{questionnaire.get('version')}", questionnaire)
-    by_url = {str(q.get("url")): q for q in active}
+    answered = app_data.definitions_named(latest.values())
     for url, canonical in latest.items():
-        if canonical in by_canonical:
-            by_url[url] = by_canonical[canonical]
-        elif "|" not in canonical and url not in by_url:
-            matches = [q for key, q in by_canonical.items() if key.startswith(f"{url}|")]
-            if matches:
-                by_url[url] = matches[-1]
+        if canonical in answered:
+            by_url[url] = answered[canonical]
     return by_url
 
 
@@ -368,7 +357,7 @@ def submit_questionnaire(questionnaire_id: str) -> Any:
         identifier=submission_id,
     )
     try:
-        result = app_data.submit_response(clinician, response)
+        result = app_data.submit(clinician, response)
     except FhirError as exc:
         if exc.status not in (400, 422):
             raise
@@ -466,8 +455,8 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     )
 
 
-def init_app(app: Flask) -> None:
-    settings: Settings = app.extensions["proms.settings"]
+def init_app(app: ServiceApp) -> None:
+    settings = app.web.services.settings
     app.session_interface = ServerSessionInterface(
         FileSessionStore(Path(settings.app_session_dir)),
         settings.app_secret_key,

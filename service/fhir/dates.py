@@ -18,6 +18,11 @@ class InvalidDate(ValueError):
     """The text is not a FHIR date, dateTime or instant."""
 
 
+def utcnow() -> datetime:
+    """Now, in UTC, as the store keeps times (naive)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def to_utc_naive(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value

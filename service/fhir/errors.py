@@ -74,11 +74,6 @@ class PreconditionFailed(FhirError):
     default_code = "conflict"
 
 
-class PayloadTooLarge(FhirError):
-    status = 413
-    default_code = "too-costly"
-
-
 class UnsupportedMediaType(FhirError):
     status = 415
     default_code = "not-supported"
@@ -92,6 +87,15 @@ class Unprocessable(FhirError):
 class ServiceUnavailable(FhirError):
     status = 503
     default_code = "transient"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached, or stayed busy past its timeout: nothing was changed; a retry may work."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable or busy; nothing was changed. Retry shortly", headers={"Retry-After": "2"}
+        )
 
 
 def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""Background work fed from the database: subscription notifications from the outbox, and bulk exports."""
+"""The worker process: the loop, threads and signals around the rounds of work in ``service.work``."""

@@ -32,7 +32,7 @@ from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
-from service.scoring.functions import FUNCTIONS
+from service.scoring.functions import FUNCTIONS, FhirPathError
 from service.scoring.shapes import answer_weights_shape
 
 R4_MODEL: Mapping[str, Any] = models["r4"]
@@ -243,7 +243,7 @@ class _Compiler:
         def run(ctx: dict[str, Any], data: Any) -> Any:
             variables = ctx["vars"]
             if name not in variables:
-                raise ValueError(f"Attempting to access an undefined environment variable: {name}")
+                raise FhirPathError(f"Attempting to access an undefined environment variable: {name}")
             value = variables[name]
             if value is None:
                 return []
@@ -253,14 +253,23 @@ class _Compiler:
 
         return run
 
+    @staticmethod
+    def _context_value(name: str) -> Closure:
+        def run(ctx: dict[str, Any], data: Any) -> Any:
+            if name not in ctx:  # outside the function that sets it: the engine fails with the same words
+                raise FhirPathError(str(KeyError(name)))
+            return arraify(ctx[name])
+
+        return run
+
     def _this(self, node: Mapping[str, Any]) -> Closure:
-        return lambda ctx, data: arraify(ctx["$this"])
+        return self._context_value("$this")
 
     def _index(self, node: Mapping[str, Any]) -> Closure:
-        return lambda ctx, data: arraify(ctx["$index"])
+        return self._context_value("$index")
 
     def _total(self, node: Mapping[str, Any]) -> Closure:
-        return lambda ctx, data: arraify(ctx["$total"])
+        return self._context_value("$total")
 
     # -- invocations ---------------------------------------------------------------------------------------
 
@@ -401,11 +410,15 @@ class _Compiler:
                     return []
                 node_type = node_type[0]
             if len(res) > 1:
-                raise Exception("Unexpected collection" + json.dumps(res) + "; expected singleton of type " + node_type)
+                try:
+                    shown = json.dumps(res)
+                except TypeError as exc:  # as the engine fails on what JSON cannot show
+                    raise FhirPathError(str(exc)) from exc
+                raise FhirPathError("Unexpected collection" + shown + "; expected singleton of type " + node_type)
             if len(res) == 0:
                 return []
             if node_type not in _CHECKS:
-                raise Exception("Implement me for " + node_type)
+                raise FhirPathError("Implement me for " + node_type)
             return _CHECKS[node_type](res[0])
 
         return typed
@@ -445,9 +458,9 @@ class _Compiler:
         def run(ctx: dict[str, Any], data: Any) -> Any:
             rtn = sub(ctx, data)
             if len(rtn) != 1:
-                raise Exception("Unary " + sign + " can only be applied to an individual number.")
+                raise FhirPathError("Unary " + sign + " can only be applied to an individual number.")
             if not is_number(rtn[0]):
-                raise Exception("Unary " + sign + " can only be applied to a number.")
+                raise FhirPathError("Unary " + sign + " can only be applied to a number.")
             if sign == "-":
                 rtn[0] = -rtn[0]
             return rtn

@@ -12,6 +12,7 @@ interpreter does, only faster; ``interpreted()`` turns them off, to compare the 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import fhirpathpy
 from antlr4 import CommonTokenStream, InputStream  # type: ignore[import-untyped]
 from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
 from fhirpathpy.engine import do_eval
@@ -269,11 +271,32 @@ def evaluate(
         raise
     except RecursionError as exc:
         raise FhirPathError("the expression nests too deeply") from exc
-    except Exception as exc:  # the engine signals every failure with a bare Exception
-        raise FhirPathError(str(exc) or type(exc).__name__) from exc
+    except Exception as exc:
+        if not raised_by_engine(exc):
+            raise  # a defect in the service's own code: the server's failure (500), never the client's
+        raise FhirPathError(str(exc) or type(exc).__name__) from exc  # the engine could not evaluate it
     if isinstance(result, dict) and result.get("$status") == "error":
         raise FhirPathError(str(result.get("$error")))
     return list(result) if isinstance(result, list) else [result]
+
+
+_ENGINE_DIR = os.path.dirname(fhirpathpy.__file__) + os.sep
+_SERVICE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def raised_by_engine(exc: BaseException) -> bool:
+    """Whether the innermost frame of the failure that is fhirpathpy's or the service's own is fhirpathpy's: the
+    engine failing to evaluate an expression (however it signals it), not a defect of the service."""
+    found = False
+    traceback = exc.__traceback__
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.startswith(_ENGINE_DIR):
+            found = True
+        elif filename.startswith(_SERVICE_DIR):
+            found = False
+        traceback = traceback.tb_next
+    return found
 
 
 def describe(value: Any) -> str:

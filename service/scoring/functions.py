@@ -8,6 +8,7 @@ which item it is looking at.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
@@ -111,7 +112,10 @@ def _key(value: Any) -> tuple[Any, ...]:
     if isinstance(data, str):
         return ("string", data)
     if isinstance(data, Mapping | list):
-        return ("json", orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str))
+        try:
+            return ("json", orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str))
+        except TypeError:  # integers beyond 64 bits, which JSON allows and orjson cannot write
+            return ("json", json.dumps(data, sort_keys=True, default=str).encode())
     return (type(data).__name__, str(data))
 
 

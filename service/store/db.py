@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import weakref
@@ -13,7 +14,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from service.fhir.errors import DatabaseUnavailable
+
+log = logging.getLogger("proms.db")
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -100,6 +106,18 @@ class WriteTurn:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    """Connection refused, server restarting, connection killed, SQLite busy past its timeout: all transient, and
+    whatever was being written is rolled back. Callers see one error for all of them (answered 503 over HTTP)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        cause = type(exc.orig).__name__ if exc.orig else type(exc).__name__
+        log.warning("database unavailable", extra={"error": cause})
+        raise DatabaseUnavailable() from exc
+
+
 class Database:
     """Owns the engine and hands out sessions; nothing module-level, one per app."""
 
@@ -120,13 +138,18 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed when the block ends, rolled back on any error."""
-        with self._write_turn() if self._write_turn else nullcontext(), self._sessions() as session, session.begin():
-            session.connection(execution_options={WRITE_TRANSACTION: True})
-            yield session
+        with _unavailable_as_503():
+            with (
+                self._write_turn() if self._write_turn else nullcontext(),
+                self._sessions() as session,
+                session.begin(),
+            ):
+                session.connection(execution_options={WRITE_TRANSACTION: True})
+                yield session
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        with _unavailable_as_503(), self._sessions() as session:
             yield session
 
     def ping(self) -> None:

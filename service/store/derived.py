@@ -6,15 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
+from service.fhir.response_status import SCORED_STATUSES
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow
 
 Derived = TypeVar("Derived", ObservationRow, FlagRow)
-
-SCORED_STATUSES = ("completed", "amended")
 
 
 def derived_from(session: Session, model: type[Derived], response_id: str) -> list[Derived]:
@@ -30,19 +29,15 @@ def observations_of(session: Session, response_id: str) -> list[ObservationRow]:
 @dataclass(frozen=True, slots=True)
 class PreviousResponse:
     id: str
+    version_id: int
     authored_low: datetime | None
 
 
-def previous_response_of(
-    session: Session, row: QuestionnaireResponseRow
-) -> tuple[PreviousResponse | None, list[tuple[str, dict[str, Any]]]]:
-    """The same person's latest scored response to the same instrument authored before this one, and its score
-    Observations that still stand (not the panel, not entered-in-error) as (score key, resource): one query."""
-    if row.subject_id is None:
-        return None, []
+def _previous_query(row: QuestionnaireResponseRow) -> Select[str, int, datetime | None]:
+    """The same person's latest scored response to the same instrument authored before ``row``."""
     QR = QuestionnaireResponseRow
-    previous = (
-        select(QR.id, QR.authored_low)
+    return (
+        select(QR.id, QR.version_id, QR.authored_low)
         .where(
             QR.subject_id == row.subject_id,
             QR.subject_type == row.subject_type,
@@ -54,25 +49,44 @@ def previous_response_of(
         )
         .order_by(QR.authored_key.desc(), QR.pk.desc())
         .limit(1)
-        .subquery()
     )
+
+
+def previous_response_of(
+    session: Session, row: QuestionnaireResponseRow
+) -> tuple[PreviousResponse | None, list[tuple[str, dict[str, Any]]]]:
+    """The same person's latest scored response to the same instrument authored before this one, and its score
+    Observations that still stand (not the panel, not entered-in-error) as (score key, resource): one query.
+    ``row`` needs only its search columns (it may be a row not stored yet)."""
+    if row.subject_id is None:
+        return None, []
+    previous = _previous_query(row).subquery()
     query = select(
-        previous.c.id, previous.c.authored_low, ObservationRow.source_key, ObservationRow.resource_json
+        previous.c.id, previous.c.version_id, previous.c.authored_low, ObservationRow.source_key,
+        ObservationRow.resource_json,
     ).join(
         ObservationRow,
         and_(ObservationRow.derived_from_id == previous.c.id, ObservationRow.deleted.is_(False)),
         isouter=True,
-    )
+    )  # fmt: skip
     found: PreviousResponse | None = None
     scores: list[tuple[str, dict[str, Any]]] = []
     for result in session.execute(query):
-        found = PreviousResponse(result.id, result.authored_low)
+        found = PreviousResponse(result.id, result.version_id, result.authored_low)
         if result.source_key in (None, "panel") or result.resource_json is None:
             continue
         resource = loads_object(result.resource_json.encode())
         if resource.get("status") != "entered-in-error":
             scores.append((str(result.source_key), resource))
     return found, scores
+
+
+def previous_version_of(session: Session, row: QuestionnaireResponseRow) -> tuple[str, int] | None:
+    """(id, version) of the previous response previous_response_of finds: a cheap check that it is still the same."""
+    if row.subject_id is None:
+        return None
+    found = session.execute(_previous_query(row)).first()
+    return (found.id, found.version_id) if found else None
 
 
 def observations_for_responses(session: Session, response_ids: list[str]) -> list[tuple[str, str]]:

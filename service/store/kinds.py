@@ -38,7 +38,6 @@ from service.store.models import (
     ResourceRow,
     SubscriptionRow,
 )
-from service.subscription_spec import subscription_patient
 
 EARLIEST = datetime(1, 1, 1)
 
@@ -54,8 +53,6 @@ class ResourceKind:
     # The patient whose compartment a row belongs to, for patient-scoped access (None: not in one).
     compartment: Callable[[ResourceRow], str | None] | None = None
     versioned: bool = True  # False: append-only, no history rows (AuditEvent)
-    # The patient a submitted resource is about, for patient-scoped writes (None here: its subject).
-    body_patient: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 COMMON_PARAMS = {
@@ -448,7 +445,7 @@ def _index_subscription(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     row.topic = str(resource.get("criteria", "")).split("|")[0]
     channel = resource.get("channel") or {}
     row.endpoint = channel.get("endpoint") if isinstance(channel, Mapping) else None
-    row.patient_id = subscription_patient(resource)
+    # patient_id is the use case's to set (from the topic's filter), as a column value it passes with the write.
 
 
 SUBSCRIPTION = ResourceKind(
@@ -472,7 +469,6 @@ SUBSCRIPTION = ResourceKind(
     sort_columns={"_lastUpdated": SubscriptionRow.last_updated},
     index=_index_subscription,
     compartment=lambda row: getattr(row, "patient_id", None),
-    body_patient=subscription_patient,
 )
 
 
@@ -521,7 +517,3 @@ GROUP = ResourceKind(
     sort_columns={"_lastUpdated": GroupRow.last_updated},
     index=_index_group,
 )
-
-KINDS: Mapping[str, ResourceKind] = {
-    kind.resource_type: kind for kind in (QUESTIONNAIRE, QUESTIONNAIRE_RESPONSE, OBSERVATION, PROVENANCE, AUDIT_EVENT)
-}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,8 +20,8 @@ LIVE_STATUSES = ("requested", "active", "error")
 
 def _ensure_lock_row(session: Session, name: str) -> None:
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(WorkerLock).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(dialect_insert(WorkerLock).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
 
 
 def lock_for_transaction(session: Session, name: str) -> bool:
@@ -194,5 +195,7 @@ def queued_events(
     return [(number, event) for number, event in session.execute(query)]
 
 
-def count_events(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(OutboxEvent)) or 0
+def add_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
+    """Record topic events in the caller's transaction (committed with what caused them, or not at all)."""
+    if events:
+        session.connection().execute(insert(cast(Table, OutboxEvent.__table__)), list(events))

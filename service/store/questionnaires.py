@@ -1,13 +1,18 @@
-"""Questionnaire look-ups the use cases need: resolving a canonical, and who still refers to one."""
+"""Questionnaire look-ups the use cases need: resolving a canonical, parsed copies, and who still refers to one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, defer, lazyload
 
+from service.fhir import jsonio
 from service.store.models import QuestionnaireResponseRow, QuestionnaireRow
+
+Found = TypeVar("Found")
 
 
 def find_by_canonical(session: Session, url: str, version: str | None) -> QuestionnaireRow | None:
@@ -81,3 +86,56 @@ def is_answered(session: Session, questionnaire_pk: int) -> bool:
             )
         )
     )
+
+
+def _resolve(
+    canonical: str, base_url: str, by_id: Callable[[str], Found], by_url: Callable[[str, str | None], Found]
+) -> Found:
+    local_prefix = base_url.rstrip("/") + "/Questionnaire/"
+    if canonical.startswith(local_prefix) or canonical.startswith("Questionnaire/"):
+        found = by_id(canonical.rsplit("/", 1)[-1].split("|")[0])
+        if found is not None:
+            return found
+    url, _, version = canonical.partition("|")
+    return by_url(url, version or None)
+
+
+def resolve_questionnaire(session: Session, canonical: str, base_url: str) -> QuestionnaireRow | None:
+    """What a response's ``questionnaire`` names: ``url|version``, ``url`` (the latest version), or
+    ``Questionnaire/id`` (also as an absolute URL on this server)."""
+    return _resolve(
+        canonical,
+        base_url,
+        lambda resource_id: find_by_id(session, resource_id),
+        lambda url, version: find_by_canonical(session, url, version),
+    )
+
+
+def resolve_reference(session: Session, canonical: str, base_url: str) -> QuestionnaireRef | None:
+    """As resolve_questionnaire, the identity of the version only (one small query)."""
+    return _resolve(
+        canonical,
+        base_url,
+        lambda resource_id: ref_by_id(session, resource_id),
+        lambda url, version: ref_by_canonical(session, url, version),
+    )
+
+
+class QuestionnaireCache:
+    """Parsed Questionnaires by (id, version): a stored version never changes, so each is parsed once."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._entries: dict[tuple[str, int], dict[str, Any]] = {}
+        self._capacity = capacity
+
+    def get(self, session: Session, ref: QuestionnaireRef) -> dict[str, Any]:
+        key = (ref.id, ref.version_id)
+        found = self._entries.get(key)
+        if found is None:
+            text = json_of(session, ref.pk)
+            assert text is not None, "a resolved Questionnaire version has its JSON"
+            found = jsonio.loads_object(text.encode())
+            if len(self._entries) >= self._capacity:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = found
+        return found

@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir import jsonio
-from service.fhir.dates import instant_text
+from service.fhir.dates import instant_text, utcnow
+from service.fhir.versions import StoredVersion
 from service.store.kinds import ResourceKind
 from service.store.models import ResourceRow, ResourceVersion
 
 
 class VersionConflict(Exception):
     """The row changed since it was read (another writer won)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredVersion:
-    """One version of a resource as stored: what reads, ETags and history entries are made from."""
-
-    resource_type: str
-    id: str
-    version_id: int
-    last_updated: datetime
-    deleted: bool
-    json: bytes | None  # None for a deletion
-    method: str = "PUT"
-
-    def resource(self) -> dict[str, Any]:
-        assert self.json is not None
-        return jsonio.loads_object(self.json)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_id() -> str:
@@ -55,6 +34,26 @@ def _stamp(resource: Mapping[str, Any], resource_id: str, version_id: int, now: 
     stamped["meta"] = meta
     # resourceType first, as FHIR JSON conventionally reads.
     return {"resourceType": stamped.pop("resourceType"), **stamped}
+
+
+def new_row(
+    kind: ResourceKind,
+    resource: Mapping[str, Any],
+    resource_id: str | None,
+    columns: Mapping[str, Any],
+    now: datetime,
+) -> tuple[ResourceRow, StoredVersion]:
+    """Version 1 of a new resource as a row not attached to any session: stamped, indexed, its JSON serialised.
+    No database work: a use case can make it before its transaction begins and insert it inside."""
+    resource_id = resource_id or new_id()
+    stamped = _stamp(resource, resource_id, 1, now)
+    row = kind.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
+    kind.index(row, stamped)
+    for name, value in columns.items():
+        setattr(row, name, value)
+    body = jsonio.dumps(stamped)
+    row.resource_json = body.decode()
+    return row, StoredVersion(kind.resource_type, resource_id, 1, now, False, body, "POST")
 
 
 class ResourceRepository:
@@ -141,30 +140,24 @@ class ResourceRepository:
 
     # writes -------------------------------------------------------------------------------------------
 
-    def _new_row(
-        self, resource: Mapping[str, Any], resource_id: str | None, columns: Mapping[str, Any], now: datetime
-    ) -> tuple[ResourceRow, StoredVersion]:
-        """Version 1 of a new resource as a row not attached to the session, indexed, with its stored JSON."""
-        resource_id = resource_id or new_id()
-        stamped = _stamp(resource, resource_id, 1, now)
-        row = self.model(id=resource_id, version_id=1, last_updated=now, deleted=False)
-        self.kind.index(row, stamped)
-        for name, value in columns.items():
-            setattr(row, name, value)
-        body = jsonio.dumps(stamped)
-        row.resource_json = body.decode()
-        return row, StoredVersion(self.kind.resource_type, resource_id, 1, now, False, body, "POST")
-
     def create_many(
-        self, items: Sequence[tuple[Mapping[str, Any], str | None, Mapping[str, Any]]]
+        self, items: Sequence[tuple[Mapping[str, Any], str | None, Mapping[str, Any]]], *, now: datetime | None = None
     ) -> list[tuple[ResourceRow, StoredVersion]]:
         """Store version 1 of several new resources, given as (resource, id or None, extra column values), with
         one INSERT per table (rows, their search-index child rows, history) rather than through the unit of
-        work. The rows returned are not attached to the session: read them, do not change them."""
+        work. ``now`` stamps them (default: the current time). The rows returned are not attached to the session:
+        read them, do not change them."""
         if not items:
             return []
-        now = utcnow()
-        created = [self._new_row(resource, resource_id, columns, now) for resource, resource_id, columns in items]
+        now = now or utcnow()
+        created = [new_row(self.kind, resource, resource_id, columns, now) for resource, resource_id, columns in items]
+        self.insert(created)
+        return created
+
+    def insert(self, created: Sequence[tuple[ResourceRow, StoredVersion]]) -> None:
+        """Insert rows made by ``new_row`` (e.g. before the transaction began), one INSERT per table."""
+        if not created:
+            return
         rows = [row for row, _ in created]
         mapper = inspect(self.model)
         table = cast(Table, self.model.__table__)
@@ -192,24 +185,26 @@ class ResourceRepository:
                         "resource_type": self.kind.resource_type,
                         "resource_id": version.id,
                         "version_id": 1,
-                        "last_updated": now,
+                        "last_updated": version.last_updated,
                         "method": "POST",
                         "resource_json": row.resource_json,
                     }
                     for row, version in created
                 ],
             )
-        return created
 
     def append(self, resource: Mapping[str, Any]) -> StoredVersion:
         """Store an append-only record (an AuditEvent: unversioned, no child rows) with one INSERT, outside the
         unit of work: the cheapest write there is, for what every request writes."""
         assert not self.kind.versioned, "versioned resources keep history: use create_many"
-        row, version = self._new_row(resource, None, {}, utcnow())
+        row, version = new_row(self.kind, resource, None, {}, utcnow())
         self.session.connection().execute(insert(cast(Table, self.model.__table__)), [_column_values(row)])
         return version
 
-    def update(self, row: ResourceRow, resource: Mapping[str, Any]) -> StoredVersion:
+    def update(
+        self, row: ResourceRow, resource: Mapping[str, Any], columns: Mapping[str, Any] | None = None
+    ) -> StoredVersion:
+        """Store a new version of a loaded row (``columns``: extra column values the caller worked out)."""
         now = max(utcnow(), row.last_updated)
         version_id = row.version_id + 1
         stamped = _stamp(resource, row.id, version_id, now)
@@ -217,6 +212,8 @@ class ResourceRepository:
         self._bump(row, version_id, now, deleted=False)
         row.resource_json = body.decode()
         self.kind.index(row, stamped)
+        for name, value in (columns or {}).items():
+            setattr(row, name, value)
         self._record(row.id, version_id, now, "PUT", body)
         self.session.flush()
         return StoredVersion(self.kind.resource_type, row.id, version_id, now, False, body, "PUT")

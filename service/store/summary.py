@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.store.derived import SCORED_STATUSES
+from service.fhir.response_status import SCORED_STATUSES
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow, QuestionnaireRow
 
 QR = QuestionnaireResponseRow

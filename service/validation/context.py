@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from service.fhir.issues import Issue, Severity
+from service.fhir.response_status import RESPONSE_STATUSES, SCORED_STATUSES
 
 JSON = Mapping[str, Any]
 ValueSetResolver = Callable[[str], Mapping[str, Any] | None]
@@ -30,8 +31,6 @@ EXT_CONSTRAINT = "http://hl7.org/fhir/StructureDefinition/questionnaire-constrai
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 EXT_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 EXT_ENABLE_WHEN_EXPRESSION = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression"
-
-RESPONSE_STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 
 
 def objects(value: Any) -> Iterator[tuple[int, JSON]]:
@@ -144,14 +143,14 @@ class Context:
             self.add(severity, code, text, expression, link_id)
 
     def missing(self, code: str, text: str, expression: str, link_id: str | None) -> None:
-        if self.status in ("completed", "amended"):
+        if self.status in SCORED_STATUSES:
             self.add("error", code, text, expression, link_id)
         elif self.status == "in-progress":
             self.add("warning", code, text + " (the response is still in progress)", expression, link_id)
         # A stopped or entered-in-error response was never going to be complete.
 
     def excess(self, code: str, text: str, expression: str, link_id: str | None) -> None:
-        if self.status in ("completed", "amended"):
+        if self.status in SCORED_STATUSES:
             self.add("error", code, text, expression, link_id)
         else:
             self.add("warning", code, text, expression, link_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from service.config import Settings
-from service.jobs.exporter import Exporter
+from service.exports.runner import Exporter
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
 from tests.conftest import Fhir, Keys, jwt_settings
@@ -35,7 +36,7 @@ def run_exports(app: Flask, settings: Settings) -> Iterator[Any]:
     """Do what `proms worker` does with waiting exports, here and now."""
 
     def run(**changes: Any) -> None:
-        exporter = Exporter(app.extensions["proms.db"], settings.with_(**changes), "test-worker")
+        exporter = Exporter(dataclasses.replace(app.web.services, settings=settings.with_(**changes)), "test-worker")
         while exporter.run_next(threading.Event()):
             pass
 
@@ -206,7 +207,7 @@ def test_cancel_removes_the_files_and_retention_expires_them(
     assert fhir.get(queued).status_code == 404
     expiring = kick_off(fhir)
     run_exports(export_retention_hours=0)
-    exporter = Exporter(app.extensions["proms.db"], settings, "test-worker")
+    exporter = Exporter(app.web.services, "test-worker")
     assert exporter.remove_expired() == 1
     assert fhir.get(expiring).status_code == 404
     assert not (settings.export_dir / expiring.rsplit("/", 1)[1]).exists()
@@ -250,16 +251,16 @@ def test_only_the_client_that_started_an_export_reads_it(fhir: Fhir, keys: Keys,
 def test_a_stopping_worker_hands_its_export_back_and_a_dead_ones_is_taken_over(
     fhir: Fhir, app: Flask, settings: Settings, run_exports: Any
 ) -> None:
+    from service.fhir.dates import utcnow
     from service.store import exports as store
-    from service.store.repository import utcnow
 
     fhir.create(questionnaire())
     fhir.create(response())
     path = kick_off(fhir)
-    db = app.extensions["proms.db"]
+    db = app.web.services.db
     stopping = threading.Event()
     stopping.set()  # SIGTERM arrived: the export is released, not finished
-    assert Exporter(db, settings, "stopping-worker").run_next(stopping)
+    assert Exporter(app.web.services, "stopping-worker").run_next(stopping)
     time.sleep(settings.export_poll_seconds)
     assert fhir.get(path).headers["X-Progress"].startswith("queued")
     with db.transaction() as session:  # a worker claims it, then dies without a word

@@ -262,7 +262,7 @@ def test_the_schedule_is_configurable_per_instrument(fhir: Fhir, settings: Setti
     try:
         cards = Cds(relaxed.test_client(), keys).cards()
     finally:
-        relaxed.extensions["proms.db"].dispose()
+        relaxed.web.services.db.dispose()
     assert [c["indicator"] for c in cards] == ["info"]
 
 
@@ -408,7 +408,7 @@ def test_without_trusted_cds_clients_every_call_is_refused(database_url: str, ke
     try:
         response = Cds(app.test_client(), keys).post("recovery-proms", hook_request())
     finally:
-        app.extensions["proms.db"].dispose()
+        app.web.services.db.dispose()
     assert response.status_code == 401
     assert "PROMS_CDS_ISSUERS" in response.get_json()["message"]
 
@@ -417,7 +417,7 @@ def test_without_trusted_cds_clients_every_call_is_refused(database_url: str, ke
 def open_app(database_url: str) -> Iterator[Flask]:
     app = create_app(Settings(database_url=database_url, base_url=BASE_URL, log_level="WARNING", auth_mode="none"))
     yield app
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 @pytest.mark.parametrize(

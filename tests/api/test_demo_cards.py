@@ -18,7 +18,6 @@ from flask.testing import FlaskClient
 from service.api.app_sessions import COOKIE
 from service.config import Settings
 from service.demo import INSTRUMENT_URL, load_demo
-from service.interactions import ResourceInteractions
 from service.questionnaires import load_library
 from tests.api.test_cds_hooks import EHR, Cds
 from tests.conftest import Keys, jwt_settings
@@ -42,9 +41,8 @@ def settings(database_url: str, keys: Keys, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def demo(app: Flask, settings: Settings) -> None:
-    resources: Mapping[str, ResourceInteractions] = app.extensions["proms.resources"]
-    load_library(resources["Questionnaire"], settings.questionnaires_dir)
-    report = load_demo(resources, today=datetime.now(UTC).date(), patients=4)
+    load_library(app.web.services, settings.questionnaires_dir)
+    report = load_demo(app.web.services, today=datetime.now(UTC).date(), patients=4)
     assert report.counts.people == 4
 
 

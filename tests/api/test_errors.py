@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from service import resources
 from tests.api.builders import questionnaire, response
 from tests.conftest import Fhir
 
@@ -75,7 +76,7 @@ def test_wrong_content_type_is_415(client: FlaskClient, fhir: Fhir) -> None:
 
 
 def test_body_over_the_limit_is_413(client: FlaskClient, app: Flask) -> None:
-    limit = app.extensions["proms.settings"].max_body_bytes
+    limit = app.web.services.settings.max_body_bytes
     huge = questionnaire(description="x" * (limit + 1))
     _outcome(client.post("/fhir/Questionnaire", data=orjson.dumps(huge), content_type="application/fhir+json"), 413)
     assert client.get("/fhir/Questionnaire").get_json()["total"] == 0
@@ -84,12 +85,10 @@ def test_body_over_the_limit_is_413(client: FlaskClient, app: Flask) -> None:
 def test_unexpected_error_is_500_outcome_with_request_id_and_no_traceback(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    interactions = app.extensions["proms.resources"]["Questionnaire"]
-
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(interactions, "read", explode)
+    monkeypatch.setattr(resources, "read", explode)
     result = client.get("/fhir/Questionnaire/abc", headers={"X-Request-ID": "req-42"})
     outcome = _outcome(result, 500)
     text = outcome["issue"][0]["details"]["text"]

@@ -63,14 +63,14 @@ def test_cors_only_for_configured_origins(database_url: str, keys: Keys) -> None
     assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
     other = client.options("/fhir/QuestionnaireResponse", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 def test_hsts_behind_tls(database_url: str, keys: Keys) -> None:
     app = create_app(jwt_settings(database_url, keys).with_(base_url="https://proms.example/fhir"))
     result = app.test_client().get("/fhir/metadata")
     assert result.headers["Strict-Transport-Security"].startswith("max-age=")
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 def test_no_authentication_is_refused_off_loopback(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_smart_configuration_and_capability_security(database_url: str, keys: Ke
     security = client.get("/fhir/metadata").get_json()["rest"][0]["security"]
     uris = {e["url"]: e["valueUri"] for e in security["extension"][0]["extension"]}
     assert uris == {"authorize": "https://auth.proms.test/authorize", "token": "https://auth.proms.test/token"}
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 JSON_VALUES = st.recursive(

@@ -23,7 +23,9 @@ def _counts(fhir: Fhir) -> tuple[int, int, int, int]:
     return total("QuestionnaireResponse"), total("Observation"), total("Provenance"), total("Flag")
 
 
-@pytest.mark.parametrize("broken", ["service.submissions.provenance", "service.submissions.extract_observations"])
+@pytest.mark.parametrize(
+    "broken", ["service.responses.derived.provenance", "service.responses.derived.extract_observations"]
+)
 def test_a_failure_inside_the_submission_leaves_nothing_behind(
     fhir: Fhir, monkeypatch: pytest.MonkeyPatch, broken: str
 ) -> None:
@@ -57,7 +59,7 @@ def test_an_unreachable_database_is_a_503_with_retry_after(keys: Keys) -> None:
 @pytest.mark.pg
 def test_the_service_recovers_when_its_database_connections_are_killed(pg_database: str, keys: Keys) -> None:
     app = create_app(jwt_settings(pg_database, keys))
-    db = app.extensions["proms.db"]
+    db = app.web.services.db
     fhir = Fhir(app.test_client())
     fhir.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {keys.token()}"
     fhir.create(scored_questionnaire())

@@ -199,7 +199,7 @@ def test_every_access_is_audited_with_who_what_and_outcome(fhir: Fhir, keys: Key
 
 
 def test_a_failed_audit_fails_the_read(fhir: Fhir, setting: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    auditor = fhir.client.application.extensions["proms.audit"]
+    auditor = fhir.client.application.web.services.auditor
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("audit store unavailable")

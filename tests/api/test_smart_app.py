@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -139,7 +140,7 @@ def test_without_its_settings_the_app_says_what_to_set(database_url: str, keys: 
     response = app.test_client().get("/app/patient")
     assert response.status_code == 503
     assert "PROMS_SMART_CLIENT_ID" in text(response)
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 def test_a_callback_the_app_did_not_start_is_refused(app: Flask) -> None:
@@ -208,13 +209,14 @@ def test_behind_tls_the_session_cookie_is_secure(
     response = app.test_client().get(f"/app/launch?iss={EHR}")
     assert "Secure" in response.headers["Set-Cookie"]
     assert "redirect_uri=https%3A%2F%2Fproms.example.org%2Fapp%2Fcallback" in response.headers["Location"]
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 def test_the_callback_maps_the_patient_by_identifier_and_starts_a_new_session(
     app: Flask, monkeypatch: pytest.MonkeyPatch, settings: Settings, fhir: Fhir, library: Any
 ) -> None:
-    app.extensions["proms.settings"] = settings.with_(smart_patient_identifier_system=MRN)
+    mapped = settings.with_(smart_patient_identifier_system=MRN)
+    app.web = dataclasses.replace(app.web, services=dataclasses.replace(app.web.services, settings=mapped))
     monkeypatch.setattr(smart_app, "discover", lambda iss: _endpoints())
     exchanged: list[tuple[str, str]] = []
 
@@ -344,7 +346,7 @@ def test_a_completed_form_is_stored_scored_and_shown_at_once(
     stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
     assert stored["subject"] == {"reference": "Patient/p1"} and stored["status"] == "completed"
     assert stored["author"] == {"reference": "Practitioner/dr-who"}
-    assert stored["questionnaire"] == "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.0.0"
+    assert stored["questionnaire"] == "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
     assert stored["identifier"]["value"] == fields["submission_id"]
     total = next(item for item in stored["item"] if item["linkId"] == "/44261-6")
     assert total["answer"] == [{"valueInteger": 9}]  # scored by the server

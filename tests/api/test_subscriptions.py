@@ -6,7 +6,7 @@ from typing import Any
 
 from fhir.resources.R4B.basic import Basic
 
-from service.topics import RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT, TOPIC_BASE
+from service.subscriptions.topics import RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT, TOPIC_BASE
 from tests.conftest import Fhir, Keys
 from tests.jobs.test_delivery import subscription
 

@@ -12,13 +12,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from service.app import build_resources
 from service.auth.access import UNRESTRICTED
 from service.cli import main
 from service.config import PROJECT_ROOT, Settings
 from service.demo import IDENTIFIER_SYSTEM, SYNTHETIC_TAG, demo_counts
 from service.fhir.errors import Gone
-from service.interactions import ResourceInteractions
+from service.resources import read
+from service.responses.submit import submit_response
+from service.services import Services, build_services
 from service.store.db import Database
 from service.store.models import FlagRow, ObservationRow, ProvenanceRow, QuestionnaireResponseRow
 from tests.conftest import truncate_pg
@@ -44,14 +45,15 @@ def env(database_url: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def db(env: dict[str, str]) -> Iterator[Database]:
-    database = Database(env["PROMS_DATABASE_URL"])
-    yield database
-    database.dispose()
+def services(env: dict[str, str]) -> Iterator[Services]:
+    built = build_services(Settings(database_url=env["PROMS_DATABASE_URL"], log_level="WARNING"))
+    yield built
+    built.close()
 
 
-def resources(db: Database) -> dict[str, ResourceInteractions]:
-    return build_resources(Settings(database_url=db.url, log_level="WARNING"), db)
+@pytest.fixture
+def db(services: Services) -> Database:
+    return services.db
 
 
 def phq9_response(patient: str, weights: list[int], authored: str) -> dict[str, Any]:
@@ -80,11 +82,12 @@ def demo(*args: str, env: dict[str, str]) -> str:
     return result.output
 
 
-def test_load_twice_stores_once_and_remove_leaves_other_data_untouched(env: dict[str, str], db: Database) -> None:
-    served = resources(db)
+def test_load_twice_stores_once_and_remove_leaves_other_data_untouched(
+    env: dict[str, str], services: Services, db: Database
+) -> None:
     # Someone else's responses, one of them about the same Patient id as a demo person, stored before the demo.
     kept = [
-        served["QuestionnaireResponse"].create(phq9_response(patient, weights, authored), grant=UNRESTRICTED).stored.id
+        submit_response(services, phq9_response(patient, weights, authored), UNRESTRICTED).stored.id
         for patient, weights, authored in (
             ("p1", [1, 1, 1, 1, 0, 0, 0, 0, 1], "2026-01-10T10:00:00Z"),  # item 9: raises a Flag
             ("demo-01", [2, 2, 2, 2, 1, 1, 1, 1, 0], "2026-01-11T10:00:00Z"),
@@ -96,7 +99,7 @@ def test_load_twice_stores_once_and_remove_leaves_other_data_untouched(env: dict
     assert first is not None
     people, responses, created, existing, observations, flags = map(int, first.groups())
     assert (people, created, existing, flags) == (4, responses, 0, 1)  # demo-03's unreviewed safety flag
-    counts = demo_counts(db)
+    counts = demo_counts(services)
     assert (counts.people, counts.responses, counts.observations, counts.flags) == (4, responses, observations, 1)
     assert counts.provenance == responses
     demo_ids = select(QuestionnaireResponseRow.id).where(
@@ -105,30 +108,30 @@ def test_load_twice_stores_once_and_remove_leaves_other_data_untouched(env: dict
     assert live(db, ObservationRow, ObservationRow.derived_from_id.in_(demo_ids)) == observations
     with db.read_session() as session:
         demo_id = session.scalars(demo_ids.limit(1)).one()
-    stored = served["QuestionnaireResponse"].read(demo_id, grant=UNRESTRICTED).resource()
+    stored = read(services, "QuestionnaireResponse", demo_id, UNRESTRICTED).resource()
     assert stored["meta"]["tag"] == [SYNTHETIC_TAG]
 
     again = SUMMARY.search(demo("load", "--patients", "4", env=env))
     assert again is not None and again.group(3, 4) == ("0", str(responses))
     assert live(db, QuestionnaireResponseRow) == responses + len(kept)  # no duplicates
-    assert demo_counts(db) == counts
+    assert demo_counts(services) == counts
 
     removed = demo("remove", env=env)
     assert removed.strip() == (
         f"demo data removed: 4 people, {responses} responses, {observations} observations, 1 flags, "
         f"{responses} provenance"
     )
-    assert demo_counts(db).responses == demo_counts(db).observations == demo_counts(db).flags == 0
-    assert demo_counts(db).provenance == 0
+    assert demo_counts(services).responses == demo_counts(services).observations == demo_counts(services).flags == 0
+    assert demo_counts(services).provenance == 0
     assert {model: live(db, model) for model in (ObservationRow, FlagRow, ProvenanceRow)} == before
     for response_id in kept:
-        assert served["QuestionnaireResponse"].read(response_id, grant=UNRESTRICTED).resource()["status"] == "completed"
+        assert read(services, "QuestionnaireResponse", response_id, UNRESTRICTED).resource()["status"] == "completed"
         observations_of = live(db, ObservationRow, ObservationRow.derived_from_id == response_id)
         assert observations_of == 2  # the panel and the total, still standing
     assert live(db, QuestionnaireResponseRow) == len(kept)
     # Deleted as the FHIR API deletes: gone from reads and searches, the history kept.
     with pytest.raises(Gone):
-        served["QuestionnaireResponse"].read(demo_id, grant=UNRESTRICTED)
+        read(services, "QuestionnaireResponse", demo_id, UNRESTRICTED)
     assert "0 people, 0 responses" in demo("remove", env=env)
 
     reloaded = SUMMARY.search(demo("load", "--patients", "4", env=env))

@@ -54,7 +54,7 @@ def contract_app(sqlite_template: Path, tmp_path: Path, keys: Keys) -> Iterator[
     client.post("/fhir/Questionnaire", json=scored_questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=scored_response(("often", "never", "always")))
     yield app
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 @pytest.mark.parametrize("label", OPERATIONS)

@@ -11,7 +11,7 @@ from flask import Flask
 
 from service.config import Settings
 from service.jobs.worker import Worker
-from service.store.db import Database
+from service.services import build_services
 from tests.conftest import Keys, jwt_settings
 from tests.jobs.receiver import Receiver
 
@@ -45,8 +45,8 @@ def receiver() -> Iterator[Receiver]:
 
 class RunningWorker:
     def __init__(self, settings: Settings) -> None:
-        self.db = Database(settings.database_url)
-        self.worker = Worker(settings, self.db)
+        self.services = build_services(settings)
+        self.worker = Worker(self.services)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.worker.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
@@ -55,14 +55,14 @@ class RunningWorker:
         self.stop_event.set()
         self.thread.join(timeout=10)
         assert not self.thread.is_alive(), "the worker did not stop"
-        self.db.dispose()
+        self.services.close()
 
 
 @pytest.fixture
 def worker(app: Flask, settings: Settings) -> Iterator[RunningWorker]:
     # The app opens the (copied) SQLite file first: two first connections racing to switch a fresh file to
     # WAL can make one of them fail.
-    app.extensions["proms.db"].ping()
+    app.web.services.db.ping()
     running = RunningWorker(settings)
     yield running
     running.stop()

@@ -7,7 +7,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from service.topics import RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT
+from service.subscriptions.topics import RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT
 from tests.api.builders import questionnaire, response
 from tests.api.scored import URL, scored_questionnaire, scored_response
 from tests.conftest import Fhir

@@ -8,15 +8,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from service import submissions
+from service.store import outbox
 from service.store.models import OutboxEvent
-from service.topics import RESPONSE_COMPLETED
+from service.subscriptions.topics import RESPONSE_COMPLETED
 from tests.api.builders import questionnaire, response
 from tests.conftest import Fhir
 
 
 def _events(app: Flask) -> list[OutboxEvent]:
-    with app.extensions["proms.db"].read_session() as session:
+    with app.web.services.db.read_session() as session:
         return list(session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)))
 
 
@@ -32,13 +32,13 @@ def test_events_commit_with_the_submission_or_not_at_all(
         (RESPONSE_COMPLETED.url, first["id"], 1, "p1")
     ]
     fhir.put(f"QuestionnaireResponse/{first['id']}", {**first, "status": "amended"})
-    original = submissions.record_events
+    original = outbox.add_events
 
     def record_then_fail(*args: Any) -> None:
         original(*args)
         raise RuntimeError("the disk filled up")
 
-    monkeypatch.setattr(submissions, "record_events", record_then_fail)
+    monkeypatch.setattr(outbox, "add_events", record_then_fail)
     assert fhir.post("QuestionnaireResponse", response(authored="2024-05-01T10:00:00Z")).status_code == 500
     events = _events(app)
     assert [e.focus_version for e in events] == [1, 2]  # the failed submission left no event behind

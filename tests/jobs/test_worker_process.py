@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from service.config import Settings
@@ -17,12 +18,12 @@ from tests.jobs.test_delivery import subscription, wait_status
 PROMS = str(Path(sys.executable).parent / "proms")
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log: Path, *, level: str = "WARNING") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PROMS_DATABASE_URL": settings.database_url,
         "PROMS_BASE_URL": settings.base_url,
-        "PROMS_LOG_LEVEL": "WARNING",
+        "PROMS_LOG_LEVEL": level,
         "PROMS_WORKER_POLL_SECONDS": "0.02",
         "PROMS_WORKER_LEASE_SECONDS": "1.5",
         "PROMS_WORKER_RETRY_BASE_SECONDS": "0.05",
@@ -64,3 +65,31 @@ def test_worker_killed_mid_delivery_and_restarted_loses_nothing(
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
     assert process.returncode == 0, f"the worker did not stop cleanly on SIGTERM: {log.read_text()[-2000:]}"
+
+
+def test_repeated_sigterms_to_a_busy_worker_stop_it_in_time(
+    fhir: Fhir, receiver: Receiver, settings: Settings, tmp_path: Path
+) -> None:
+    """Signals arrive while the worker is busy delivering and logging every delivery: its handler only sets the
+    stop event (no I/O that could deadlock on a lock the interrupted code holds), so it stops cleanly, promptly."""
+    log = tmp_path / "worker.log"
+    fhir.create(questionnaire())
+    created = fhir.create(subscription(receiver.url, payload="id-only"))
+    for day in range(1, 29):
+        fhir.create(response(authored=f"2024-04-{day:02d}T09:00:00Z"))
+    process = start_worker(settings, log, level="INFO")
+    try:
+        wait_status(fhir, created["id"], "active", timeout=20)
+        receiver.wait_for(lambda: len(receiver.event_numbers()) >= 2, timeout=20)  # busy delivering
+        for _ in range(6):
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.005)
+        started = time.monotonic()
+        process.wait(timeout=15)
+        assert time.monotonic() - started < 15
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, f"the worker did not stop cleanly: {log.read_text()[-2000:]}"
+    assert "worker stopped" in log.read_text()

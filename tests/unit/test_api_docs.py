@@ -12,7 +12,7 @@ from flask import Flask
 from service.apidoc import API_DOC, COMMAND, load_openapi, operations, render, served_capability_statement
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
-from service.interactions import ResourceInteractions
+from service.resources import SERVED
 
 Endpoint = tuple[str, str]  # (METHOD, path with every parameter written {})
 
@@ -55,7 +55,7 @@ def normalise(path: str) -> str:
 def app() -> Iterator[Flask]:
     app = create_app(Settings(database_url="sqlite://", auth_mode="none", log_level="ERROR"))
     yield app
-    app.extensions["proms.db"].dispose()
+    app.web.services.db.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,6 @@ def contract_endpoints(contract: dict[str, Any]) -> set[Endpoint]:
 
 def served_endpoints(app: Flask) -> set[Endpoint]:
     """What the app answers: its URL rules, the generic FHIR ones expanded to the types that allow them."""
-    resources: dict[str, ResourceInteractions] = app.extensions["proms.resources"]
     served: set[Endpoint] = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.startswith("smart_app."):
@@ -84,8 +83,8 @@ def served_endpoints(app: Flask) -> set[Endpoint]:
         if interaction is None:
             served.update((method, normalise(rule.rule)) for method in methods)
             continue
-        for name, interactions in resources.items():
-            if interaction in interactions.allowed:
+        for name, served_type in SERVED.items():
+            if interaction in served_type.interactions:
                 path = normalise(rule.rule.replace("<resource_type>", name))
                 served.update((method, path) for method in methods)
     return served

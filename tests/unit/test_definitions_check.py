@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
+from service.config import PROJECT_ROOT
 from service.definitions import check_definition
 from tests.api.scored import scored_questionnaire
 
@@ -70,3 +72,28 @@ def test_missing_metadata(field: str) -> None:
     broken = good()
     del broken[field]
     assert f"Questionnaire.{field} is missing" in errors(broken)
+
+
+def _with_minimum(resource: dict[str, Any], link_id: str, minimum: int) -> dict[str, Any]:
+    changed = copy.deepcopy(resource)
+    for item in changed["item"]:
+        if item["linkId"] == link_id:
+            for extension in item["extension"]:
+                if extension["url"].endswith("/score-minimum-answers"):
+                    extension["valueInteger"] = minimum
+    return changed
+
+
+@pytest.mark.parametrize("declared", [6, 8])
+def test_a_declared_minimum_that_the_expression_does_not_apply_is_an_error(declared: int) -> None:
+    phq9 = json.loads((PROJECT_ROOT / "questionnaires" / "phq-9" / "questionnaire.json").read_text())
+    assert errors(phq9) == []  # the built-in declares 7, which its expression applies (count() >= 7)
+    found = errors(_with_minimum(phq9, "/44261-6", declared))
+    assert found == [
+        f"Score '/44261-6' declares score-minimum-answers {declared}, but its expression "
+        + (
+            "does not score 5 answered items and does not score 6"
+            if declared == 6
+            else "scores 7 answered items and scores 8"
+        )
+    ]

@@ -20,7 +20,7 @@ from service.demo import (
 )
 from service.fhir.parse import validate_structure
 from service.questionnaires import definition_files, read_definition
-from service.submissions import check_response
+from service.responses.checks import check_response
 
 LIBRARY = {
     str(q["id"]): q for q in (read_definition(path) for path in definition_files(PROJECT_ROOT / "questionnaires"))
@@ -154,7 +154,7 @@ def test_a_missing_instrument_is_named() -> None:
 def test_every_response_is_valid_and_every_score_computes(people: list[DemoPerson]) -> None:
     for response in (r for p in people for r in p.responses):
         validate_structure(response, "QuestionnaireResponse")
-        scoring, _ = check_response(LIBRARY[slug_of(response)], response)  # raises on any validation error
+        scoring = check_response(LIBRARY[slug_of(response)], response).scoring  # raises on any validation error
         missing = [score.link_id for score in scoring.scores if score.value is None]
         if slug_of(response) == "gbo":  # only the goals the person set have a score
             goals = {item["linkId"] for item in response["item"] if item["linkId"].startswith("gbo-goal-")}

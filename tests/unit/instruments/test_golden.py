@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from decimal import Decimal
 
 import pytest
 
+from service.scoring import score_response
+from service.validation import validate_response
 from tests.unit.instruments.library import Case, build_response, cases, questionnaire, score_items
-
-_spec = importlib.util.find_spec("service.scoring")
-if _spec is None or _spec.origin is None:
-    pytest.skip("service.scoring (score_response) does not exist yet", allow_module_level=True)
-
-from service.scoring import score_response  # noqa: E402
-from service.validation import validate_response  # noqa: E402
 
 CASES = cases()
 DECIMAL_TOLERANCE = 5e-4  # hand-worked unrounded means (e.g. 13/3) are written to 4 decimal places

@@ -8,6 +8,7 @@ cases where a shape must decline are met as often as the ordinary ones.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -711,3 +712,27 @@ def test_a_questionnaire_changed_in_place_is_read_again() -> None:
                 if extension["url"] == ITEM_WEIGHT:
                     extension["valueDecimal"] = 10
     assert [score.value for score in score_response(questionnaire, response).scores] == [20]
+
+
+# failures: the engine's are expression errors, the service's own are defects ----------------------------
+
+
+def test_an_expression_the_engine_cannot_evaluate_is_an_expression_error() -> None:
+    for mode in (False, True):
+        run = _evaluate_here("%undefined + 1", None)
+        if mode:
+            with interpreted(), pytest.raises(FhirPathError, match="undefined environment variable"):
+                run()
+        else:
+            with pytest.raises(FhirPathError, match="undefined environment variable"):
+                run()
+
+
+def test_a_defect_in_the_service_s_own_code_is_raised_not_reported_as_an_expression_error() -> None:
+    """weight() is the service's own FHIRPath function; called without the answer weights it needs (a defect of the
+    caller, not of the expression), its failure is the server's (a 500), never 'the expression failed'."""
+    response = json_copy(RESPONSE)
+    expression = compile_expression("%resource.item.answer.value.weight()")
+    for mode in (False, True):
+        with interpreted() if mode else contextlib.nullcontext(), pytest.raises(AttributeError):
+            evaluate(expression, response, {"resource": response}, None)

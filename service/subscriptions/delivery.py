@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 from service.audit import AuditContext, audit_event
 from service.auth.access import Grant, Interaction
 from service.auth.delegated import Owner
-from service.config import Settings
 from service.fhir import jsonio
-from service.notifications import Event, SubscriptionState, notification_bundle
+from service.fhir.dates import utcnow
+from service.services import Services
 from service.store import outbox
-from service.store.db import Database
 from service.store.kinds import AUDIT_EVENT, SUBSCRIPTION
 from service.store.models import SubscriptionDelivery, SubscriptionRow
-from service.store.repository import ResourceRepository, VersionConflict, utcnow
-from service.subscription_spec import InvalidSubscription, SubscriptionSpec, read_subscription
-from service.subscriptions import facts_of, visible_focus
-from service.topics import matches
+from service.store.repository import ResourceRepository, VersionConflict
+from service.subscriptions.backport import InvalidSubscription, SubscriptionSpec, read_subscription
+from service.subscriptions.manage import facts_of, visible_focus
+from service.subscriptions.notifications import Event, SubscriptionState, notification_bundle
+from service.subscriptions.topics import matches
 
 log = logging.getLogger("proms.delivery")
 
@@ -55,9 +55,11 @@ class Attempt:
 
 
 class Deliverer:
-    def __init__(self, db: Database, settings: Settings, worker_id: str, http: requests.Session | None = None) -> None:
-        self.db = db
-        self.settings = settings
+    """One worker's notification delivery: ``fan_out`` then ``deliver_next``, round after round."""
+
+    def __init__(self, services: Services, worker_id: str, http: requests.Session | None = None) -> None:
+        self.db = services.db
+        self.settings = services.settings
         self.worker_id = worker_id
         self.http = http or requests.Session()
         # No proxies from the environment and no .netrc credentials sent to subscribers' endpoints.

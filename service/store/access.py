@@ -1,4 +1,5 @@
-"""Applying a Grant to data: patient compartments and SMART v2 scope filters, on reads, searches and writes."""
+"""Applying a caller's Grant to stored data: patient compartments and SMART v2 scope filters, on reads, searches and
+writes (what the token allows is the auth package's to say; this is where it meets the queries)."""
 
 from __future__ import annotations
 
@@ -74,22 +75,21 @@ def check_row(session: Session, kind: ResourceKind, grant: Grant, row: ResourceR
             raise Forbidden(f"The token's scope filter does not allow this {kind.resource_type}")
 
 
-def check_body(kind: ResourceKind, grant: Grant, resource: Mapping[str, Any]) -> None:
-    """A patient-scoped client may only write resources about its own patient."""
+def check_body(kind: ResourceKind, grant: Grant, patient: str | None) -> None:
+    """A patient-scoped client may only write resources about its own patient (``patient``: the one the written
+    resource is about, e.g. ``subject_patient(resource)``; None when it is about no patient)."""
     if grant.unrestricted or grant.patient is None:
         return
     if kind.compartment is None:
         raise Forbidden(f"{kind.resource_type} cannot be written with a patient-scoped token")
-    if kind.body_patient is not None:
-        if kind.body_patient(resource) != grant.patient:
-            raise Forbidden(
-                f"A patient-scoped token may only submit a {kind.resource_type} about Patient/{grant.patient}"
-            )
-        return
-    if split_reference(resource.get("subject")) != ("Patient", grant.patient):
-        raise Forbidden(
-            f"A patient-scoped token may only submit a {kind.resource_type} whose subject is Patient/{grant.patient}"
-        )
+    if patient != grant.patient:
+        raise Forbidden(f"A patient-scoped token may only write a {kind.resource_type} about Patient/{grant.patient}")
+
+
+def subject_patient(resource: Mapping[str, Any]) -> str | None:
+    """The patient a resource's ``subject`` names (None: another kind of subject, or none)."""
+    subject_type, subject_id = split_reference(resource.get("subject"))
+    return subject_id if subject_type == "Patient" else None
 
 
 def history_condition(kind: ResourceKind, grant: Grant, base_url: str, id_column: Any) -> ColumnElement[bool] | None:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from service.fhir.issues import Issue
-from service.topics import TOPICS, Condition, FilterError, Topic, filter_patient, parse_filters
+from service.subscriptions.topics import TOPICS, Condition, FilterError, Topic, filter_patient, parse_filters
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 FILTER_CRITERIA = f"{BACKPORT}/backport-filter-criteria"

@@ -20,15 +20,15 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.exc import DBAPIError
 
 from service.auth.delegated import BACKEND_CONTEXTS, Owner, read_grant
-from service.config import Settings
-from service.exports import EXPORTABLE, export_conditions, file_name, job_directory, transaction_time
-from service.fhir.errors import operation_outcome
+from service.exports.requests import EXPORTABLE, export_conditions, file_name, job_directory, transaction_time
+from service.fhir.dates import utcnow
+from service.fhir.errors import DatabaseUnavailable, operation_outcome
 from service.fhir.issues import Issue
+from service.services import Services
 from service.store import exports as store
-from service.store.db import Database
 from service.store.kinds import GROUP
 from service.store.models import ExportJob, ResourceRow
-from service.store.repository import ResourceRepository, utcnow
+from service.store.repository import ResourceRepository
 
 log = logging.getLogger("proms.export")
 
@@ -85,9 +85,11 @@ class NdjsonFiles:
 
 
 class Exporter:
-    def __init__(self, db: Database, settings: Settings, worker_id: str) -> None:
-        self.db = db
-        self.settings = settings
+    """One worker's export runs: claim a queued export, stream it out, record its files."""
+
+    def __init__(self, services: Services, worker_id: str) -> None:
+        self.db = services.db
+        self.settings = services.settings
         self.worker_id = worker_id
 
     def run_next(self, stop: threading.Event) -> bool:
@@ -119,7 +121,7 @@ class Exporter:
         except Cancelled:
             self._abandon(job, directory, release=stop.is_set())
             return
-        except DBAPIError:
+        except (DBAPIError, DatabaseUnavailable):
             log.warning("database unavailable during an export; it will be retried", extra={"export": job.id})
             self._abandon(job, directory, release=True)
             return
@@ -169,7 +171,7 @@ class Exporter:
                 kind = EXPORTABLE[resource_type]
                 conditions = export_conditions(kind, grant, job, group_pk, self.settings.base_url)
                 exported = self._stream(job, kind.model, conditions, output, exported, stop)
-            except (Cancelled, DBAPIError):
+            except (Cancelled, DBAPIError, DatabaseUnavailable):
                 output.discard()
                 raise
             except Exception as exc:  # one type failing is reported in the manifest; the others go on
@@ -219,7 +221,7 @@ class Exporter:
             try:
                 with self.db.transaction() as session:
                     store.release(session, job.pk, owner=self.worker_id)
-            except DBAPIError:
+            except (DBAPIError, DatabaseUnavailable):
                 pass  # the lease lapses on its own
         log.info("export abandoned", extra={"export": job.id, "released": release})
 

@@ -14,7 +14,6 @@ from service.fhir.dates import instant_text
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
-NOTIFICATION_TYPES = ("handshake", "heartbeat", "event-notification", "query-status", "query-event")
 
 
 @dataclass(frozen=True, slots=True)

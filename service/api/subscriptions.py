@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 
 from service.api.http import fhir_interaction, fhir_response, grant
-from service.config import Settings
+from service.api.web import services
 from service.fhir import jsonio
 from service.fhir.bundle import Entry, bundle
 from service.fhir.errors import BadRequest, NotFound
-from service.interactions import ResourceInteractions
-from service.subscription_spec import PAYLOAD_CONTENTS
-from service.subscriptions import SubscriptionQueries
-from service.topics import FHIR_TYPES, TOPICS_BY_ID, topic_resource
+from service.subscriptions.backport import PAYLOAD_CONTENTS
+from service.subscriptions.manage import subscription_events as events_of
+from service.subscriptions.manage import subscription_status as status_of
+from service.subscriptions.topics import FHIR_TYPES, TOPICS_BY_ID, topic_resource
 
-blueprint = Blueprint("subscription_ops", __name__, url_prefix="/fhir")
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["proms.settings"]
-    return settings
-
-
-def _queries() -> SubscriptionQueries:
-    queries: SubscriptionQueries = current_app.extensions["proms.subscription_queries"]
-    return queries
-
-
-def _subscriptions() -> ResourceInteractions:
-    interactions: ResourceInteractions = current_app.extensions["proms.resources"]["Subscription"]
-    return interactions
+blueprint = Blueprint("subscriptions", __name__, url_prefix="/fhir")
 
 
 def _code_matches(values: list[str]) -> bool:
@@ -47,7 +32,7 @@ def _code_matches(values: list[str]) -> bool:
 @blueprint.get("/Basic")
 @fhir_interaction("search-type", "Basic")
 def search_topics() -> Response:
-    base = _settings().base_url
+    base = services().settings.base_url
     ids = {part for value in request.args.getlist("_id") for part in value.split(",")}
     topics = [topic for topic in TOPICS_BY_ID.values() if not ids or topic.id in ids]
     if not _code_matches(request.args.getlist("code")):
@@ -70,8 +55,7 @@ def read_topic(resource_id: str) -> Response:
 @blueprint.get("/Subscription/<fhirid:resource_id>/$status")
 @fhir_interaction("operation-status", "Subscription")
 def subscription_status(resource_id: str) -> Response:
-    _subscriptions().read(resource_id, grant=grant())  # 404, 410 and the compartment check, as a read
-    return fhir_response(_queries().status(resource_id))
+    return fhir_response(status_of(services(), resource_id, grant()))
 
 
 def _event_number(name: str) -> int | None:
@@ -86,16 +70,12 @@ def _event_number(name: str) -> int | None:
 @blueprint.get("/Subscription/<fhirid:resource_id>/$events")
 @fhir_interaction("operation-events", "Subscription")
 def subscription_events(resource_id: str) -> Response:
-    _subscriptions().read(resource_id, grant=grant())
     content = request.args.get("content")
     if content is not None and content not in PAYLOAD_CONTENTS:
         raise BadRequest(f"content must be one of {', '.join(PAYLOAD_CONTENTS)}", code="value")
     since, until = _event_number("eventsSinceNumber"), _event_number("eventsUntilNumber")
-    return fhir_response(_queries().events(resource_id, since=since, until=until, content=content))
+    return fhir_response(events_of(services(), resource_id, grant(), since=since, until=until, content=content))
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["proms.subscription_queries"] = SubscriptionQueries(
-        app.extensions["proms.db"], app.extensions["proms.settings"]
-    )
     app.register_blueprint(blueprint)

@@ -1,0 +1,38 @@
+"""What the HTTP layer is handed when the app is built, reached one typed way from any view: ``web()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from flask import Flask, current_app
+
+from service.auth.access import AccessPolicy
+from service.auth.tokens import TokenVerifier
+from service.observability import Metrics
+from service.services import Services
+
+
+@dataclass(frozen=True)
+class Web:
+    """The services every use case takes, and what only the HTTP layer needs."""
+
+    services: Services
+    access: AccessPolicy  # bearer token -> the caller's grant
+    metrics: Metrics
+    capability_statement: dict[str, Any]
+    cds_verifier: TokenVerifier | None  # the CDS clients trusted to call CDS Hooks (None: none)
+
+
+class ServiceApp(Flask):
+    """The Flask app of this service: a Flask app that carries its ``Web``."""
+
+    web: Web
+
+
+def web() -> Web:
+    return cast(ServiceApp, current_app).web
+
+
+def services() -> Services:
+    return web().services

@@ -1,0 +1,278 @@
+"""Submitting a QuestionnaireResponse: resolve its Questionnaire, validate and score it, work out what it derives,
+then store it all in one transaction. Also its update (an amendment) and its deletion.
+
+    submit_response
+      resolve the Questionnaire          (one small query; parsed copies are cached)
+      validate, score                    (pure: responses.checks)
+      the person's previous response     (one query)
+      Observations, Flags, Provenance,   (pure: responses.derived)
+        outbox events
+      one transaction: the response, what it derives, its AuditEvent
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.auth.access import Grant
+from service.fhir import jsonio
+from service.fhir.dates import utcnow
+from service.fhir.errors import BadRequest, Conflict, Unprocessable
+from service.fhir.issues import Issue
+from service.fhir.response_status import RESPONSE_STATUSES
+from service.fhir.versions import StoredVersion
+from service.responses.checks import CheckedResponse, check_response
+from service.responses.derived import DerivedWrites, Existing, Previous, ResponseVersion, plan_derived
+from service.services import Services
+from service.store import derived as store_derived
+from service.store import outbox
+from service.store import questionnaires as store
+from service.store.access import check_body, subject_patient
+from service.store.kinds import FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE_RESPONSE
+from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow, ResourceRow
+from service.store.repository import ResourceRepository, new_id, new_row
+from service.writes import (
+    WriteResult,
+    audit_write,
+    check_update_id,
+    delete,
+    find_existing,
+    integrity_message,
+    match,
+    refusing_conflicts,
+    replace,
+    row_to_delete,
+    row_to_update,
+)
+
+QR = QUESTIONNAIRE_RESPONSE
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedQuestionnaire:
+    ref: store.QuestionnaireRef
+    resource: dict[str, Any]
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.ref.url}|{self.ref.version}" if self.ref.version else str(self.ref.url)
+
+
+def resolve_questionnaire(services: Services, response: Mapping[str, Any]) -> ResolvedQuestionnaire:
+    """The stored Questionnaire version a response answers (400 for a status R4 does not know, 422 if unknown)."""
+    status = response.get("status")
+    if status not in RESPONSE_STATUSES:
+        raise BadRequest(
+            Issue(
+                "error",
+                "code-invalid",
+                f"QuestionnaireResponse.status must be one of {', '.join(RESPONSE_STATUSES)}, got {status!r}",
+                "QuestionnaireResponse.status",
+            )
+        )
+    canonical = response.get("questionnaire")
+    if not canonical:
+        raise Unprocessable(
+            Issue(
+                "error",
+                "required",
+                "QuestionnaireResponse.questionnaire is required: name the Questionnaire answered by its "
+                "canonical url|version",
+                "QuestionnaireResponse.questionnaire",
+            )
+        )
+    with services.db.read_session() as session:
+        ref = store.resolve_reference(session, str(canonical), services.settings.base_url)
+        if ref is None:
+            raise Unprocessable(
+                Issue(
+                    "error",
+                    "not-found",
+                    f"QuestionnaireResponse.questionnaire {canonical!r} does not resolve to a stored "
+                    "Questionnaire; load the Questionnaire first (GET /fhir/Questionnaire lists them)",
+                    "QuestionnaireResponse.questionnaire",
+                )
+            )
+        return ResolvedQuestionnaire(ref, services.questionnaires.get(session, ref))
+
+
+def identity_query(resource: Mapping[str, Any]) -> str | None:
+    """A response with a business identifier is stored once: a repeat (a client's retry) finds it."""
+    identifier = resource.get("identifier")
+    if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+        return None
+    system = identifier.get("system")
+    value = identifier["value"].replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|")
+    return urlencode({"identifier": f"{system}|{value}" if isinstance(system, str) else f"|{value}"})
+
+
+# create ---------------------------------------------------------------------------------------------------
+
+
+def submit_response(
+    services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
+) -> WriteResult:
+    """POST QuestionnaireResponse. A retry with the same business identifier (or If-None-Exist) is answered with
+    the stored response, before any work; a submission that loses a race for its identifier, likewise."""
+    check_body(QR, grant, subject_patient(resource))
+    identity = identity_query(resource)
+    match_query = if_none_exist or identity
+    if match_query is not None and (found := find_existing(services, QR, match_query, grant)) is not None:
+        return WriteResult(found, created=False, existing=True)
+    questionnaire = resolve_questionnaire(services, resource)
+    checked = check_response(questionnaire.resource, resource)
+    row, stored = new_row(QR, checked.scoring.response, None, {"questionnaire_pk": questionnaire.ref.pk}, utcnow())
+    assert isinstance(row, QuestionnaireResponseRow)
+    with services.db.read_session() as session:
+        previous = _previous(session, row)
+    plan = _plan(services, row, stored, questionnaire, checked, previous, {}, {})
+    try:
+        with services.db.transaction() as session:
+            if match_query is not None and (found := match(session, services, QR, match_query, grant)) is not None:
+                return WriteResult(found, created=False, existing=True)
+            if store_derived.previous_version_of(session, row) != _identity(previous):
+                # Another response of the same person and instrument was stored meanwhile: compare with it.
+                plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), {}, {})
+            _insert_audited(session, row, stored)
+            services.faults.reached("after-response")
+            _write_derived(session, services, plan, stored)
+            services.faults.reached("before-commit")
+    except IntegrityError as exc:
+        if identity is not None and (found := find_existing(services, QR, identity, grant)) is not None:
+            return WriteResult(found, created=False, existing=True)  # a concurrent retry stored it first
+        raise Unprocessable(integrity_message(QR, exc), code="duplicate") from None
+    return WriteResult(stored, created=True, issues=checked.warnings)
+
+
+def _insert_audited(session: Session, row: ResourceRow, stored: StoredVersion) -> None:
+    ResourceRepository(session, QR).insert([(row, stored)])
+    audit_write(session, QR, row, stored, 201)
+
+
+# update ---------------------------------------------------------------------------------------------------
+
+
+def update_response(
+    services: Services, resource_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
+) -> WriteResult:
+    """PUT QuestionnaireResponse/{id}: a new version (e.g. ``amended``); what it derives follows it."""
+    check_update_id(QR, resource_id, resource)
+    check_body(QR, grant, subject_patient(resource))
+    questionnaire = resolve_questionnaire(services, resource)
+    checked = check_response(questionnaire.resource, resource)
+    columns = {"questionnaire_pk": questionnaire.ref.pk}
+    with refusing_conflicts(QR), services.db.transaction() as session:
+        row = row_to_update(session, services, QR, resource_id, grant, if_match=if_match)
+        if row is None:  # the client chose the id: stored as a new response
+            new, stored = new_row(QR, checked.scoring.response, resource_id, columns, utcnow())
+            assert isinstance(new, QuestionnaireResponseRow)
+            plan = _plan(services, new, stored, questionnaire, checked, _previous(session, new), {}, {})
+            _insert_audited(session, new, stored)
+            _write_derived(session, services, plan, stored)
+            return WriteResult(stored, created=True, issues=checked.warnings)
+        assert isinstance(row, QuestionnaireResponseRow)
+        stored = replace(session, QR, row, checked.scoring.response, columns=columns)
+        observations = _existing(store_derived.derived_from(session, ObservationRow, row.id))
+        flags = _existing(store_derived.derived_from(session, FlagRow, row.id))
+        plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), observations, flags)
+        _write_derived(session, services, plan, stored)
+        return WriteResult(stored, created=False, issues=checked.warnings)
+
+
+# delete ---------------------------------------------------------------------------------------------------
+
+
+def delete_response(services: Services, resource_id: str, grant: Grant) -> StoredVersion | None:
+    """DELETE QuestionnaireResponse/{id}: its Observations and Flags go with it (their Provenance stays, a record
+    of what happened). None when it was already deleted."""
+    with refusing_conflicts(QR, lost_race=Conflict), services.db.transaction() as session:
+        row = row_to_delete(session, services, QR, resource_id, grant)
+        if row.deleted:
+            return None
+        stored = delete(session, QR, row)
+        observations = ResourceRepository(session, OBSERVATION)
+        for observation in store_derived.derived_from(session, ObservationRow, row.id):
+            observations.delete(observation)
+        flags = ResourceRepository(session, FLAG)
+        for flag in store_derived.derived_from(session, FlagRow, row.id):
+            flags.delete(flag)
+        return stored
+
+
+# the steps ------------------------------------------------------------------------------------------------
+
+
+def _previous(session: Session, row: QuestionnaireResponseRow) -> Previous | None:
+    found, scores = store_derived.previous_response_of(session, row)
+    if found is None:
+        return None
+    return Previous(found.id, found.version_id, found.authored_low, scores)
+
+
+def _identity(previous: Previous | None) -> tuple[str, int] | None:
+    return (previous.id, previous.version_id) if previous else None
+
+
+def _existing(rows: list[ObservationRow] | list[FlagRow]) -> dict[str | None, Existing]:
+    found: dict[str | None, Existing] = {}
+    for row in rows:
+        if row.resource_json is not None:
+            resource = jsonio.loads_object(row.resource_json.encode())
+            found[row.source_key] = Existing(row.id, row.version_id, row.source_key, resource)
+    return found
+
+
+def _plan(
+    services: Services,
+    row: QuestionnaireResponseRow,
+    stored: StoredVersion,
+    questionnaire: ResolvedQuestionnaire,
+    checked: CheckedResponse,
+    previous: Previous | None,
+    observations: Mapping[str | None, Existing],
+    flags: Mapping[str | None, Existing],
+) -> DerivedWrites:
+    version = ResponseVersion(
+        id=row.id,
+        version_id=stored.version_id,
+        stored_at=stored.last_updated,
+        resource=checked.scoring.response,
+        questionnaire=questionnaire.resource,
+        questionnaire_id=questionnaire.ref.id,
+        questionnaire_version_id=questionnaire.ref.version_id,
+        questionnaire_canonical=questionnaire.canonical,
+        patient=row.subject_id if row.subject_type == "Patient" else None,
+    )
+    return plan_derived(
+        version, checked.scoring, previous, observations=observations, flags=flags, new_id=new_id,
+        software=services.software,
+    )  # fmt: skip
+
+
+def _write_derived(session: Session, services: Services, plan: DerivedWrites, stored: StoredVersion) -> None:
+    """Everything the plan says, in the response's transaction; new rows stamped as the response is."""
+    now = stored.last_updated
+    observations = ResourceRepository(session, OBSERVATION)
+    flags = ResourceRepository(session, FLAG)
+    flags.create_many(plan.new_flags, now=now)
+    for observation_id, resource in plan.changed_observations:
+        row = observations.get_row(observation_id)
+        assert row is not None
+        observations.update(row, resource)
+    observations.create_many(plan.new_observations, now=now)
+    for resource_type, resource_id, resource in plan.withdrawn:
+        repository = observations if resource_type == "Observation" else flags
+        row = repository.get_row(resource_id)
+        assert row is not None
+        repository.update(row, resource)
+    services.faults.reached("after-observations")
+    if plan.provenance is not None:
+        ResourceRepository(session, PROVENANCE).create_many([(plan.provenance, None, {})], now=now)
+    # The outbox: committed with the response, or not at all.
+    outbox.add_events(session, plan.events)

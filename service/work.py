@@ -1,0 +1,84 @@
+"""What a worker process does each round: deliver subscription notifications and run bulk exports.
+
+Several workers may run against PostgreSQL: every piece of work is claimed with SELECT ... FOR UPDATE SKIP
+LOCKED plus a lease, so none is done twice at once and a dead worker's work is picked up when its lease
+lapses. On SQLite only one worker works at a time: it holds the ``sqlite-worker`` lock row (renewed each
+round), and any other waits for it to lapse. The process around the rounds (threads, signals, pauses) is
+``service.jobs.worker``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+from service.exports.runner import Exporter
+from service.fhir.dates import utcnow
+from service.fhir.errors import DatabaseUnavailable
+from service.services import Services
+from service.store import outbox
+from service.subscriptions.delivery import Deliverer
+
+SQLITE_LOCK = "sqlite-worker"
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class WorkRounds:
+    def __init__(self, services: Services, worker_id: str | None = None) -> None:
+        self.services = services
+        self.worker_id = worker_id or new_worker_id()
+        self.deliverer = Deliverer(services, self.worker_id)
+        self.exporter = Exporter(services, self.worker_id)
+        # Set while this worker may work (always on PostgreSQL; while it holds the lock row on SQLite).
+        self.active = threading.Event()
+        self._last_cleanup = 0.0
+        self._renew_at = 0.0
+
+    @property
+    def single(self) -> bool:
+        return self.services.db.dialect == "sqlite"
+
+    def hold_turn(self) -> bool:
+        """May this worker work now? (On SQLite: take or renew the lock row that makes it the only one.)"""
+        if not self.single:
+            self.active.set()
+            return True
+        lease = self.services.settings.worker_lease_seconds
+        if self.active.is_set() and time.monotonic() < self._renew_at:
+            return True
+        with self.services.db.transaction() as session:
+            held = outbox.acquire_lease_lock(session, SQLITE_LOCK, self.worker_id, utcnow(), lease)
+        if held:
+            self._renew_at = time.monotonic() + lease / 3  # renewed well before it could lapse
+            self.active.set()
+        else:
+            self.active.clear()
+        return held
+
+    def release_turn(self) -> None:
+        if not self.single:
+            return
+        try:
+            with self.services.db.transaction() as session:
+                outbox.release_lease_lock(session, SQLITE_LOCK, self.worker_id)
+        except DatabaseUnavailable:
+            pass  # it lapses on its own
+
+    def deliver_round(self) -> bool:
+        """Match new events, then make one delivery; True when there was something to do."""
+        matched = self.deliverer.fan_out()
+        delivered = self.deliverer.deliver_next()
+        if time.monotonic() - self._last_cleanup > 60:
+            self._last_cleanup = time.monotonic()
+            self.exporter.remove_expired()
+        return bool(matched or delivered)
+
+    def export_round(self, stop: threading.Event) -> bool:
+        """Claim one export and run it to the end (or until ``stop``); True when there was one."""
+        return self.exporter.run_next(stop)

@@ -1,29 +1,34 @@
-# Build: dependencies into a virtualenv. Run: a slim image, non-root, migrations then gunicorn.
-FROM python:3.11-slim AS build
+# The service's one image, for every role: a web node (the default command), `proms worker`, and the one-off
+# `proms init` that migrates the database and loads the questionnaire library before the first start.
+# docs/deploy.md walks through running it; tests/deploy/test_image.py repeats its install step on every test run.
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin proms
+
 WORKDIR /app
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
+# The package first, so that a change to the library or the migrations reuses the installed layer.
+COPY deploy/install.sh deploy/install.sh
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN /opt/venv/bin/pip install .
-
-FROM python:3.11-slim
-RUN useradd --system --uid 10001 --home-dir /app proms
-WORKDIR /app
-COPY --from=build /opt/venv /opt/venv
-COPY gunicorn.conf.py alembic.ini openapi.yaml pyproject.toml README.md ./
+RUN sh deploy/install.sh /opt/venv
+COPY gunicorn.conf.py alembic.ini openapi.yaml ./
 COPY migrations ./migrations
 COPY questionnaires ./questionnaires
-COPY service ./service
-# The checkout's own copy of the package is the one imported, so that PROJECT_ROOT is /app.
-RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . && mkdir -p /app/var && chown proms /app/var
+COPY docs ./docs
+# The code stays root's and read-only. The service writes only under var/: export files, clinician-app sessions
+# (and a SQLite file when PROMS_DATABASE_URL names none). Volumes mounted there start with this ownership.
+RUN mkdir -p var/exports var/app-sessions && chown -R proms:proms var && chmod 700 var/app-sessions
+
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PROMS_HOST=0.0.0.0 \
     PROMS_PORT=8080
-USER proms
+USER 10001:10001
 EXPOSE 8080
-# The web server. Run `proms worker` as a second container from the same image (subscription notifications
-# and bulk exports), sharing PROMS_DATABASE_URL and a volume for PROMS_EXPORT_DIR. Production needs
-# PROMS_AUTH_ISSUER and PROMS_AUTH_JWKS_URL (PROMS_AUTH=jwt is the default and refuses to start without them).
-CMD ["sh", "-c", "proms db upgrade && proms questionnaires load && exec proms serve"]
+# Healthy when this node's /readyz answers 200: the database answers and is at the latest migration.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["proms", "ready"]
+# Only serves: migrating and loading the library is `proms init`, run once per release (docs/deploy.md).
+# Needs PROMS_DATABASE_URL, PROMS_BASE_URL, PROMS_AUTH_ISSUER and PROMS_AUTH_JWKS_URL; refuses to start without.
+CMD ["proms", "serve"]

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint typecheck unit postgres node-deps browser wrk bench clean
+.PHONY: install run demo test lint typecheck unit postgres node-deps browser wrk bench image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,7 @@ SERVE_AND_WORK = $(BIN)/proms worker & worker=$$!; \
 # Local development: no authentication, so it only listens on loopback (the service refuses otherwise).
 # The worker (subscription notifications, bulk exports) runs beside the server and stops with it.
 run: install
-	$(BIN)/proms db upgrade
-	$(BIN)/proms questionnaires load
+	$(BIN)/proms init
 	export PROMS_AUTH=$${PROMS_AUTH:-none}; \
 	$(SERVE_AND_WORK)
 
@@ -38,8 +37,7 @@ demo: export PROMS_DATABASE_URL = sqlite:///var/demo.sqlite3
 demo: export PROMS_AUTH ?= none
 demo: export PROMS_SCHEDULE ?= *=84
 demo: install
-	$(BIN)/proms db upgrade
-	$(BIN)/proms questionnaires load
+	$(BIN)/proms init
 	$(BIN)/proms demo load
 	$(SERVE_AND_WORK)
 
@@ -84,6 +82,10 @@ wrk:
 bench: install postgres node-deps wrk
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench
+
+# The container image (docs/deploy.md), tagged with the package version and as latest. Needs Docker.
+image:
+	docker build -t recovery-proms:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) -t recovery-proms:latest .
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis tests/node/node_modules examples/javascript/node_modules

@@ -3,11 +3,12 @@
 import os
 import tempfile
 
-from service.config import Settings
+from service.cli import banner, settings_for_gunicorn
 
-_settings = Settings.from_env()
+# Settings it cannot serve with stop gunicorn here, before it binds or boots a worker: one line, exit status 2.
+_settings = settings_for_gunicorn()
 
-bind = f"{_settings.host}:{_settings.port}"
+bind = f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "service.serving.FreeThreadWorker"  # gthread that accepts only with a free thread
 threads = _settings.threads
@@ -18,6 +19,11 @@ accesslog = None  # the app logs each request as a JSON line with its request id
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 wsgi_app = "service.wsgi:app"
+# The service is stopped and scaled by signals and its orchestrator. gunicorn's control socket would sit at one
+# path per user ($HOME/.gunicorn), shared by every instance on a machine, and in a container $HOME is read-only.
+control_socket_disable = True
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"  # workers' heartbeat files in memory, never on a container's overlay disk
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
@@ -27,7 +33,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]
-    print(f"Recovery PROM service: FHIR API at {_settings.base_url} (Ctrl-C stops)", flush=True)
+    print(banner(_settings), flush=True)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -25,13 +25,13 @@ from service.api import (
 from service.api.web import ServiceApp, Web
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
-from service.config import Settings
+from service.config import Settings, package_version
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
 from service.observability import Metrics, configure_logging, request_id
 from service.questionnaires import load_library
 from service.resources import SERVED
-from service.services import build_services, software_version
+from service.services import build_services
 from service.subscriptions.topics import TOPICS
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -69,7 +69,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
     """The CapabilityStatement: what is served (resources.SERVED), with its search parameters and operations."""
     statement = capability_statement(
         base_url=settings.base_url,
-        software_version=software_version(),
+        software_version=package_version(),
         resources=[
             ResourceCapability(
                 name,

@@ -4,21 +4,105 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from service.config import PROJECT_ROOT, Settings, SettingsError
+from service.config import DISTRIBUTION, PROJECT_ROOT, Settings, SettingsError, package_version
+
+if TYPE_CHECKING:
+    from service.questionnaires import LoadReport
+
+CONFIGURATION_ERROR = 2  # the exit status of every command, and of gunicorn, refused by its settings
 
 
-def _settings() -> Settings:
+class ConfigurationError(click.ClickException):
+    """Settings the service cannot start with: one sentence on stderr, exit status 2, no traceback."""
+
+    exit_code = CONFIGURATION_ERROR
+
+    def __init__(self, error: SettingsError) -> None:
+        super().__init__(f"Configuration error: {error}")
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.message, file=file, err=file is None)
+
+
+def _settings(check: Callable[[Settings], None] | None = None) -> Settings:
+    """The settings from PROMS_* variables; ``check`` adds what this command needs beyond readable values."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        if check is not None:
+            check(settings)
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigurationError(exc) from None
+    return settings
+
+
+def settings_for_gunicorn() -> Settings:
+    """What gunicorn.conf.py serves with, or (as `proms serve`) one line on stderr and exit status 2."""
+    try:
+        return _settings(Settings.check_serving)
+    except ConfigurationError as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+
+
+def banner(settings: Settings) -> str:
+    """What gunicorn prints once it is ready: where everything is, and where to read on."""
+    root = settings.public_root
+    lines = [
+        f"Recovery PROM service {package_version()} listening on {settings.host}:{settings.port} "
+        "(Ctrl-C or SIGTERM stops it)",
+        f"  FHIR API        {settings.base_url}  (what it supports: {settings.base_url}/metadata)",
+    ]
+    if settings.clinician_app_enabled:
+        lines.append(f"  clinician app   {root}/app")
+    lines += [
+        f"  CDS Hooks       {root}/cds-services",
+        f"  operations      {root}/healthz  {root}/readyz  {root}/metrics",
+        f"  docs            README.md, docs/api.md (every endpoint; contract: {root}/openapi.yaml), docs/deploy.md",
+    ]
+    if settings.auth_mode == "none":
+        lines.append("  AUTHENTICATION IS OFF (PROMS_AUTH=none): every caller can read and change all data")
+    return "\n".join(lines)
+
+
+@contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """A database that cannot be reached is one line naming it (without its password), not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from service.fhir.errors import DatabaseUnavailable
+
+    try:
+        yield
+    except (OperationalError, DatabaseUnavailable) as exc:
+        cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+        orig = getattr(cause, "orig", None) or cause or exc
+        reason = str(orig).strip().splitlines()[0]
+        raise click.ClickException(f"cannot use the database at {_safe_url(settings.database_url)}: {reason}") from None
+
+
+@contextmanager
+def _setup_lock(settings: Settings) -> Iterator[None]:
+    """Set-up jobs on one database take turns (several containers may start at once)."""
+    from service.store.setup_lock import setup_lock
+
+    def waiting() -> None:
+        click.echo("waiting for another set-up job (proms init, db upgrade or questionnaires load) to finish", err=True)
+
+    with setup_lock(settings.database_url, on_wait=waiting):
+        yield
 
 
 @click.group()
+@click.version_option(package_name=DISTRIBUTION, prog_name="proms", message="%(prog)s %(version)s")
 def main() -> None:
     """Recovery PROM service (FHIR R4)."""
 
@@ -32,10 +116,29 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     for name, value in (("PROMS_HOST", host), ("PROMS_PORT", port), ("PROMS_WORKERS", workers)):
         if value is not None:
             os.environ[name] = str(value)
-    _settings()  # fail here, readably, rather than in every worker
+    _settings(Settings.check_serving)  # fail here, in one line, rather than in every gunicorn worker
     config = PROJECT_ROOT / "gunicorn.conf.py"
     args = [sys.executable, "-m", "gunicorn", "--config", str(config), "service.wsgi:app"]
     os.execv(sys.executable, args)
+
+
+@main.command()
+@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds to wait for the answer")
+def ready(timeout: float) -> None:
+    """Exit 0 if this node's /readyz answers 200, 1 otherwise (the container's health check)."""
+    settings = _settings()
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/readyz"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # this node itself, never via a proxy
+    try:
+        with opener.open(url, timeout=timeout):
+            pass
+    except urllib.error.HTTPError as exc:
+        body = exc.read(300).decode(errors="replace")
+        raise click.ClickException(f"not ready: {url} answered {exc.code} {body}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"not ready: {url}: {getattr(exc, 'reason', exc)}") from None
+    click.echo(f"ready: {url}")
 
 
 @main.command()
@@ -49,6 +152,53 @@ def worker() -> None:
     run_worker(settings)
 
 
+@main.command()
+def init() -> None:
+    """Migrate the database and load the built-in questionnaires: the one-off job before the first start.
+
+    Safe to run again, and from several containers at once (they take turns).
+    """
+    settings = _settings(_check_init)
+    with _database_errors(settings), _setup_lock(settings):
+        _upgrade(settings)
+        report = _load(settings, settings.questionnaires_dir)
+    _report_load(report)
+
+
+def _check_init(settings: Settings) -> None:
+    settings.check_migrations()
+    settings.check_library()
+
+
+def _upgrade(settings: Settings) -> None:
+    from service.store.migrations import upgrade
+
+    upgrade(settings.database_url, settings.migrations_dir)
+    click.echo(f"database at the latest migration: {_safe_url(settings.database_url)}")
+
+
+def _load(settings: Settings, directory: Path) -> LoadReport:
+    from service.questionnaires import load_library
+    from service.services import build_services
+
+    services = build_services(settings)
+    try:
+        return load_library(services, directory)
+    finally:
+        services.close()
+
+
+def _report_load(report: LoadReport) -> None:
+    click.echo(
+        f"questionnaires: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.failed)} failed"
+    )
+    for label, message in report.failed:
+        click.echo(f"  {label}: {message}", err=True)
+    if report.failed:
+        raise SystemExit(1)
+
+
 @main.group()
 def db() -> None:
     """Database migrations."""
@@ -56,12 +206,10 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration."""
-    from service.store.migrations import upgrade
-
-    settings = _settings()
-    upgrade(settings.database_url, settings.migrations_dir)
-    click.echo(f"database at the latest migration: {_safe_url(settings.database_url)}")
+    """Apply every pending migration (safe to run again, and from several containers at once)."""
+    settings = _settings(Settings.check_migrations)
+    with _database_errors(settings), _setup_lock(settings):
+        _upgrade(settings)
 
 
 @db.command("check")
@@ -72,9 +220,10 @@ def db_check() -> None:
     from service.store.db import create_db_engine
     from service.store.migrations import check, current_revision, head_revision
 
-    settings = _settings()
+    settings = _settings(Settings.check_migrations)
     engine = create_db_engine(settings.database_url)
-    current, head = current_revision(engine), head_revision(settings.migrations_dir)
+    with _database_errors(settings):
+        current, head = current_revision(engine), head_revision(settings.migrations_dir)
     engine.dispose()
     if current != head:
         raise click.ClickException(f"database is at revision {current}, the latest is {head}: run `proms db upgrade`")
@@ -97,24 +246,11 @@ def _library_dir(directory: Path | None, settings: Settings) -> Path:
 @questionnaires.command("load")
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def questionnaires_load(directory: Path | None) -> None:
-    """Store every definition in DIRECTORY (default: the built-in library); idempotent."""
-    from service.questionnaires import load_library
-    from service.services import build_services
-
-    settings = _settings()
-    services = build_services(settings)
-    try:
-        report = load_library(services, _library_dir(directory, settings))
-    finally:
-        services.close()
-    click.echo(
-        f"questionnaires: {len(report.created)} created, {len(report.updated)} updated, "
-        f"{len(report.unchanged)} unchanged, {len(report.failed)} failed"
-    )
-    for label, message in report.failed:
-        click.echo(f"  {label}: {message}", err=True)
-    if report.failed:
-        raise SystemExit(1)
+    """Store every definition in DIRECTORY (default: the built-in library); idempotent, and safe to run at once."""
+    settings = _settings(None if directory is not None else Settings.check_library)
+    with _database_errors(settings), _setup_lock(settings):
+        report = _load(settings, _library_dir(directory, settings))
+    _report_load(report)
 
 
 @questionnaires.command("check")
@@ -123,7 +259,7 @@ def questionnaires_check(directory: Path | None) -> None:
     """Check every definition in DIRECTORY; exit non-zero naming each problem."""
     from service.definitions import check_library
 
-    settings = _settings()
+    settings = _settings(None if directory is not None else Settings.check_library)
     problems = check_library(_library_dir(directory, settings))
     for path, issue in problems:
         where = f" at {issue.expression}" if issue.expression else ""

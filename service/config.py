@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "recovery-proms"  # the name in pyproject.toml
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+# The drivers the service installs: sqlite3 (stdlib) and psycopg 3. A bare postgresql:// would ask for psycopg2.
+DATABASE_URL = re.compile(r"^(sqlite(\+pysqlite)?|postgresql\+psycopg)://")
 
 
 class SettingsError(ValueError):
     """A PROMS_* variable has a value the service cannot use."""
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject.toml), as `proms --version` and the banner show it."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -54,6 +68,33 @@ def _schedule(raw: str | None) -> tuple[tuple[str, int], ...]:
             raise SettingsError(f"PROMS_SCHEDULE entries must look like phq-9=28 (days), got {part!r}")
         entries.append((key.strip(), int(days)))
     return tuple(entries)
+
+
+def _database_url(raw: str) -> str:
+    if not DATABASE_URL.match(raw):
+        # Only the scheme is shown: the rest may hold a password.
+        shown = f"'{raw.partition('://')[0]}://...'" if "://" in raw else "a value without a scheme"
+        raise SettingsError(
+            f"PROMS_DATABASE_URL must start with sqlite:/// or postgresql+psycopg:// (the drivers the service "
+            f"installs), got {shown}"
+        )
+    return raw
+
+
+def _check_exists(name: str, path: Path, *, directory: bool) -> None:
+    if not (path.is_dir() if directory else path.is_file()):
+        kind = "directory" if directory else "file"
+        raise SettingsError(f"{name} names no {kind}: {path}")
+
+
+def _check_key_set(name: str, path: Path) -> None:
+    _check_exists(name, path, directory=False)
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8")).get("keys")
+    except (OSError, ValueError, AttributeError):
+        keys = None
+    if not isinstance(keys, list) or not keys:
+        raise SettingsError(f"{name} is not a JSON Web Key Set with at least one key: {path}")
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -121,6 +162,16 @@ class Settings:
     def audience(self) -> str:
         return self.auth_audience or self.base_url
 
+    @property
+    def public_root(self) -> str:
+        """The public address of the whole service (the FHIR base without /fhir): /app, /cds-services live there."""
+        return self.base_url.removesuffix("/fhir").rstrip("/")
+
+    @property
+    def clinician_app_enabled(self) -> bool:
+        """The SMART clinician app under /app is served only with a client id, a session key and trusted EHRs."""
+        return bool(self.smart_client_id and self.app_secret_key and self.smart_iss)
+
     def check_safe(self) -> None:
         """Refuse configurations that would expose health data: no authentication off loopback."""
         if self.auth_mode not in ("jwt", "none"):
@@ -145,6 +196,22 @@ class Settings:
         if self.cds_jwks_url and self.cds_jwks_file:
             raise SettingsError("Set PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE, not both")
 
+    def check_serving(self) -> None:
+        """Everything a web node needs, checked before it starts: safe settings, and the files they name exist."""
+        self.check_safe()
+        _check_exists("PROMS_MIGRATIONS_DIR", self.migrations_dir, directory=True)  # /readyz compares revisions
+        _check_exists("PROMS_OPENAPI_PATH", self.openapi_path, directory=False)
+        if self.auth_mode == "jwt" and self.auth_jwks_file is not None:
+            _check_key_set("PROMS_AUTH_JWKS_FILE", self.auth_jwks_file)
+        if self.cds_jwks_file is not None:
+            _check_key_set("PROMS_CDS_JWKS_FILE", self.cds_jwks_file)
+
+    def check_migrations(self) -> None:
+        _check_exists("PROMS_MIGRATIONS_DIR", self.migrations_dir, directory=True)
+
+    def check_library(self) -> None:
+        _check_exists("PROMS_QUESTIONNAIRES_DIR", self.questionnaires_dir, directory=True)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -156,7 +223,7 @@ class Settings:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"PROMS_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
         return cls(
-            database_url=env.get("PROMS_DATABASE_URL") or defaults.database_url,
+            database_url=_database_url(env.get("PROMS_DATABASE_URL") or defaults.database_url),
             base_url=base_url.rstrip("/"),
             host=host,
             port=port,

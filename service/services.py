@@ -4,20 +4,12 @@ share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 from service.audit import DatabaseAuditor
-from service.config import LOOPBACK_HOSTS, Settings
+from service.config import LOOPBACK_HOSTS, Settings, package_version
 from service.faults import FaultPoints
 from service.store.db import Database
 from service.store.questionnaires import QuestionnaireCache
-
-
-def software_version() -> str:
-    try:
-        return version("recovery-proms")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,5 +35,5 @@ def build_services(settings: Settings) -> Services:
         auditor=DatabaseAuditor(db),
         questionnaires=QuestionnaireCache(),
         faults=FaultPoints(settings.faults, enabled=settings.host in LOOPBACK_HOSTS),
-        software=f"recovery-proms {software_version()}",
+        software=f"recovery-proms {package_version()}",
     )

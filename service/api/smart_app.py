@@ -83,7 +83,7 @@ def _redirect_uri(settings: Settings) -> str:
 
 def _check_configured() -> Settings:
     settings = _settings()
-    if not (settings.smart_client_id and settings.app_secret_key and settings.smart_iss):
+    if not settings.clinician_app_enabled:
         raise AppNotConfigured()
     return settings
 

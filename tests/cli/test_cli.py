@@ -107,3 +107,49 @@ def test_the_built_in_library_loads(env: dict[str, str]) -> None:
     assert f"{count} created, 0 updated, 0 unchanged, 0 failed" in first.output
     again = runner.invoke(main, ["questionnaires", "load"], env=env)
     assert f"0 created, 0 updated, {count} unchanged, 0 failed" in again.output
+
+
+def test_version_is_the_package_version_the_capability_statement_shows() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    from service.app import create_app
+    from service.config import PROJECT_ROOT, Settings
+
+    declared = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"proms {declared}\n"
+    assert version("recovery-proms") == declared
+    app = create_app(Settings(database_url="sqlite://", auth_mode="none", log_level="ERROR"))
+    statement = app.test_client().get("/fhir/metadata").get_json()
+    assert statement["software"]["version"] == declared
+    app.web.services.close()
+
+
+def test_the_banner_says_where_everything_is() -> None:
+    from service.cli import banner
+    from service.config import Settings
+
+    settings = Settings(base_url="https://proms.example.org/fhir", auth_mode="jwt")
+    text = banner(settings)
+    assert "https://proms.example.org/fhir" in text
+    assert "https://proms.example.org/fhir/metadata" in text
+    assert "https://proms.example.org/cds-services" in text
+    assert "docs/api.md" in text and "README.md" in text and "docs/deploy.md" in text
+    assert "/app" not in text  # the clinician app is off without its settings
+    assert "AUTHENTICATION IS OFF" not in text
+
+    with_app = banner(
+        settings.with_(smart_client_id="proms", app_secret_key="k" * 32, smart_iss=("https://ehr.example.org/fhir",))
+    )
+    assert "https://proms.example.org/app" in with_app
+    assert "AUTHENTICATION IS OFF" in banner(settings.with_(auth_mode="none"))
+
+
+def test_ready_fails_when_nothing_answers(tmp_path: Path) -> None:
+    from tests.e2e.processes import free_port
+
+    result = CliRunner().invoke(main, ["ready", "--timeout", "1"], env={"PROMS_PORT": str(free_port())})
+    assert result.exit_code == 1
+    assert "not ready" in result.output

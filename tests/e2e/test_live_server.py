@@ -29,7 +29,11 @@ def live_server(tmp_path: Path) -> Iterator[str]:
     finally:
         stdout, _ = stop(process)
     assert process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
-    assert f"FHIR API at {base}/fhir" in stdout.decode()
+    printed = stdout.decode()
+    assert printed.count("Recovery PROM service") == 1, printed  # the banner, once for all gunicorn workers
+    for where in (f"{base}/fhir", f"{base}/fhir/metadata", f"{base}/cds-services", f"{base}/readyz", "docs/api.md"):
+        assert where in printed, f"the banner does not say {where}: {printed}"
+    assert f"{base}/app" not in printed  # the clinician app is not configured here
 
 
 def test_fhir_client_creates_reads_and_pages_through_a_search(live_server: str) -> None:

@@ -207,7 +207,7 @@ def test_search_parameters_are_the_same_in_the_contract_and_the_capability_state
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-GUIDES = ("docs/api.md", "docs/integration.md", "examples/README.md")
+GUIDES = ("docs/api.md", "docs/integration.md", "docs/deploy.md", "examples/README.md", "README.md")
 
 
 def heading_anchors(markdown: str) -> set[str]:

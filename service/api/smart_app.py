@@ -34,6 +34,7 @@ from service.api import app_data
 from service.api.app_data import Clinician
 from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
+from service.app_ui.charts import distance_bar
 from service.app_ui.dashboard import build_dashboard, results_of_response, safety_notices
 from service.app_ui.forms import FormItem, attach_issues, build_response, form_items, read_form, refresh_enablement
 from service.app_ui.history import (
@@ -45,7 +46,7 @@ from service.app_ui.history import (
     parse_when,
 )
 from service.app_ui.patients import PatientMappingError, map_patient
-from service.app_ui.schedule import describe_due
+from service.app_ui.schedule import describe_due, due_detail
 from service.config import Settings
 from service.fhir.dates import instant_text
 from service.fhir.errors import FhirError, Forbidden, NotFound
@@ -145,6 +146,8 @@ def _helpers() -> dict[str, Any]:
         "format_number": format_number,
         "parse_when": parse_when,
         "describe_due": describe_due,
+        "due_detail": due_detail,
+        "distance_bar": distance_bar,
         "change_words": {**CHANGE_WORDS, "unknown": "not assessed"},
         "svg": Markup,
     }
@@ -292,10 +295,11 @@ def dashboard() -> Any:
     view = build_dashboard(
         questionnaires, responses, observations, flags, dict(settings.schedule), datetime.now(UTC).date()
     )
+    due = {measure.questionnaire_id: measure for measure in view.schedule if measure.questionnaire_id}
     available = sorted(
-        ((str(q["id"]), str(q.get("title") or q.get("name") or q["id"])) for q in questionnaires.values()
-         if q.get("status") == "active" and q.get("id")),
-        key=lambda pair: pair[1].lower(),
+        ((str(q["id"]), str(q.get("title") or q.get("name") or q["id"]), due.get(str(q["id"])))
+         for q in questionnaires.values() if q.get("status") == "active" and q.get("id")),
+        key=lambda entry: entry[1].lower(),
     )  # fmt: skip
     return _render("app/dashboard.html", view=view, available=available)
 
@@ -414,7 +418,7 @@ def response_result(response_id: str) -> Any:
     )
     results = results_of_response(histories[0], response_id) if histories else []
     flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject), ("status", "active")])
-    notices = [notice for notice in safety_notices(flags) if notice.response_id == response_id]
+    notices = [n for n in safety_notices(flags, responses, questionnaires) if n.response_id == response_id]
     return _render(
         "app/result.html",
         response=response,

@@ -118,7 +118,7 @@ def test_the_app_shows_demo_01s_trends_strengths_and_priorities(app: Flask) -> N
     response = launched(app, "demo-01").get("/app/patient")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert "No safety flags need review." in page
+    assert "No safety items are waiting for review." in page
 
     phq9 = instrument_section(page, "phq-9")
     responses = int(re.search(r"(\d+) responses,", phq9).group(1))  # type: ignore[union-attr]

@@ -28,6 +28,10 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 def when_ready(server):  # type: ignore[no-untyped-def]
     print(f"Recovery PROM service: FHIR API at {_settings.base_url} (Ctrl-C stops)", flush=True)
+    from service.dev_launch import launcher_url  # development only: authentication off, loopback
+
+    if (launcher := launcher_url(_settings)) is not None:
+        print(f"Clinician app without an EHR (development launcher): {launcher}", flush=True)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

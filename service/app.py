@@ -15,6 +15,7 @@ from service.api import (
     bulk,
     cds_hooks,
     conformance,
+    dev_ehr,
     errors,
     fhir_rest,
     operations,
@@ -277,6 +278,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     conformance.init_app(app)
     smart.init_app(app)
     smart_app.init_app(app)
+    dev_ehr.init_app(app)  # only with authentication off on loopback (service.dev_launch)
     subscription_ops.init_app(app)
     bulk.init_app(app)
     ops.init_app(app)

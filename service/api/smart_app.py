@@ -30,7 +30,8 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from service.api import app_data
+from service import dev_launch
+from service.api import app_data, dev_ehr
 from service.api.app_data import Clinician
 from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
@@ -71,7 +72,8 @@ class AppNotConfigured(Exception):
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.extensions["proms.settings"]
+    """The app's settings: the service's, with the development EHR trusted where it is available."""
+    settings: Settings = current_app.extensions["proms.app_settings"]
     return settings
 
 
@@ -167,7 +169,9 @@ def launch() -> Any:
     settings = _check_configured()
     iss = request.args.get("iss", "").rstrip("/")
     if not iss:
-        return _render("app/launch.html", ehrs=settings.smart_iss)
+        launcher = dev_launch.launcher_url(settings)
+        ehrs = [url for url in settings.smart_iss if launcher is None or url != dev_launch.fhir_base(settings)]
+        return _render("app/launch.html", ehrs=ehrs, launcher=launcher)
     if iss not in settings.smart_iss:
         raise LaunchError("This EHR is not one this service is set up to trust (PROMS_SMART_ISS)")
     endpoints = discover(iss)
@@ -431,8 +435,8 @@ def response_result(response_id: str) -> Any:
 # errors, as pages ---------------------------------------------------------------------------------------
 
 
-def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
-    return _render("app/error.html", status, title=title, message=message)
+def _error_page(status: int, title: str, message: str, *, configured: bool = True) -> tuple[str, int]:
+    return _render("app/error.html", status, title=title, message=message, configured=configured)
 
 
 @blueprint.errorhandler(AppNotConfigured)
@@ -440,7 +444,10 @@ def _not_configured(exc: AppNotConfigured) -> tuple[str, int]:
     return _error_page(
         503,
         "The clinician app is not set up",
-        "Set PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS to use it.",
+        "Set PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS to open it from an EHR "
+        "(docs/smart-app.md). For development, `make run` and `make demo` open it without an EHR: they serve "
+        "without authentication on a loopback address and print the development launcher's address.",
+        configured=False,
     )
 
 
@@ -472,6 +479,9 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.extensions["proms.settings"]
+    if dev_launch.available(settings):
+        settings = dev_ehr.app_settings(settings)
+    app.extensions["proms.app_settings"] = settings
     app.session_interface = ServerSessionInterface(
         FileSessionStore(Path(settings.app_session_dir)),
         settings.app_secret_key,

@@ -214,7 +214,7 @@ def test_behind_tls_the_session_cookie_is_secure(
 def test_the_callback_maps_the_patient_by_identifier_and_starts_a_new_session(
     app: Flask, monkeypatch: pytest.MonkeyPatch, settings: Settings, fhir: Fhir, library: Any
 ) -> None:
-    app.extensions["proms.settings"] = settings.with_(smart_patient_identifier_system=MRN)
+    app.extensions["proms.app_settings"] = settings.with_(smart_patient_identifier_system=MRN)
     monkeypatch.setattr(smart_app, "discover", lambda iss: _endpoints())
     exchanged: list[tuple[str, str]] = []
 

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import audit
 from service.api.http import audited
+from service.app_ui.safety import flagged_answer
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.auth.tokens import InvalidToken, TokenVerifier
@@ -23,6 +24,8 @@ from service.cds.cards import CardSettings, PatientData, Source, patient_view_ca
 from service.cds.measures import (
     Measure,
     SafetyConcern,
+    flag_message,
+    flag_response_id,
     instrument_label,
     previous_response_ids,
     read_flag,
@@ -244,6 +247,18 @@ def discovery() -> Response:
     return json_response(discovery_document())
 
 
+def _flagged_response(response_id: str | None) -> dict[str, Any] | None:
+    """The response that raised a safety Flag, read as the API reads it (audited with the call), so that the card
+    can say how the safety item was answered; None if it cannot be read."""
+    if response_id is None:
+        return None
+    responses: ResourceInteractions = current_app.extensions["proms.resources"]["QuestionnaireResponse"]
+    try:
+        return responses.read(response_id, grant=_caller()).resource()
+    except FhirError:
+        return None
+
+
 def _patient_data(patient_id: str, records: summary.PatientRecords, earlier: dict[str, datetime]) -> PatientData:
     measures: list[Measure] = []
     for latest in records.latest:
@@ -266,7 +281,9 @@ def _patient_data(patient_id: str, records: summary.PatientRecords, earlier: dic
     for flag in records.flags:
         stored = records.questionnaires.get(flag.questionnaire_pk) if flag.questionnaire_pk else None
         label = instrument_label(stored.resource, stored.url or "") if stored else None
-        concern = read_flag(flag.resource, label)
+        response = _flagged_response(flag_response_id(flag.resource)) if stored else None
+        answered = flagged_answer(stored.resource if stored else None, response, flag_message(flag.resource))
+        concern = read_flag(flag.resource, label, answered)
         audit.note("Flag", concern.flag_id, patient_id)
         concerns.append(concern)
     return PatientData(patient_id, tuple(measures), tuple(concerns))

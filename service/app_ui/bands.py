@@ -2,8 +2,11 @@
 
 Severity comes from the score's own ``score-direction``: when lower is better the highest band is the most
 severe, when higher is better the lowest. The ramp is the same for every instrument (ColorBrewer OrRd,
-palest = least severe), so a darker shade always means a worse band. A score that does not say which way
-is better gets one neutral shade for every band: no colour claims a severity nobody defined.
+palest = least severe), so a darker shade always means a worse band. Its darkest steps are kept for scores
+whose worst band the instrument marks ``warning`` or ``critical``: a scale whose bands are all ``info`` (such
+as DIALOG's satisfaction bands) stops at a light orange, so it never looks as alarming as a severe PHQ-9. A
+score that does not say which way is better gets one neutral shade for every band: no colour claims a
+severity nobody defined.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from service.scoring.interpret import BandRange
 # Least to most severe. The darkest step still contrasts 4.5:1 with the trend line drawn over it.
 RAMP = ("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548")
 NEUTRAL = "#ececec"
+INFO_TOP = 3  # the darkest ramp step for a score whose bands are all "info"
 HIGHER_IS_BETTER = "higher-is-better"
 LOWER_IS_BETTER = "lower-is-better"
 
@@ -46,11 +50,11 @@ def most_severe(bands: Sequence[BandRange], direction: str | None) -> BandRange 
     return ordered[-1] if ordered else None
 
 
-def ramp_colour(rank: int, count: int) -> str:
-    """The ramp step for the ``rank``-th least severe of ``count`` bands: first palest, last darkest."""
+def ramp_colour(rank: int, count: int, top: int = len(RAMP) - 1) -> str:
+    """The ramp step for the ``rank``-th least severe of ``count`` bands: first palest, last ``RAMP[top]``."""
     if count <= 1:
         return RAMP[0]
-    step = rank * (len(RAMP) - 1) / (count - 1)
+    step = rank * top / (count - 1)
     return RAMP[int(step + 0.5)]
 
 
@@ -59,7 +63,9 @@ def shades(bands: Sequence[BandRange], direction: str | None) -> dict[BandRange,
     ordered = by_severity(bands, direction)
     if ordered is None:
         return {band: Shade(None, len(bands), NEUTRAL) for band in bands}
-    return {band: Shade(rank, len(ordered), ramp_colour(rank, len(ordered))) for rank, band in enumerate(ordered)}
+    alarming = any(band.band.severity in ("warning", "critical") for band in ordered)
+    top = len(RAMP) - 1 if alarming else INFO_TOP
+    return {band: Shade(rank, len(ordered), ramp_colour(rank, len(ordered), top)) for rank, band in enumerate(ordered)}
 
 
 def band_concern(severity: str | None, most_severe_band: bool) -> str | None:

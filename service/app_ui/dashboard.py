@@ -210,13 +210,16 @@ def _alerts(panels: Sequence[InstrumentPanel]) -> tuple[list[ScoreAlert], list[S
     return deteriorated, severe, improved
 
 
-def _panel_order(panel: InstrumentPanel) -> int:
-    """Measures with a reliable deterioration first, then those with a score in a band needing attention."""
-    if any(score.latest.change == "deteriorated" for score in panel.scores):
+def _panel_order(panel: InstrumentPanel, flagged: set[str]) -> int:
+    """Measures with an unreviewed safety item first, then those reliably worse, then those with a score in a band
+    needing attention, then the rest."""
+    if panel.history.url in flagged:
         return 0
-    if any(_concern(score.series) is not None for score in panel.scores):
+    if any(score.latest.change == "deteriorated" for score in panel.scores):
         return 1
-    return 2
+    if any(_concern(score.series) is not None for score in panel.scores):
+        return 2
+    return 3
 
 
 def build_dashboard(
@@ -239,10 +242,13 @@ def build_dashboard(
     due = due_measures(measures, schedule, today)
     due_by_title = {(d.questionnaire_id, d.title): d for d in due}
     panels = [instrument_panel(h, due_by_title.get((h.questionnaire_id, h.title))) for h in histories]
-    panels.sort(key=_panel_order)  # stable: most recent first within each group
+    notices = safety_notices(flags, responses, questionnaires)
+    urls = {str(r.get("id")): canonical_url(r.get("questionnaire")) for r in responses}
+    flagged = {urls[n.response_id] for n in notices if n.response_id in urls}
+    panels.sort(key=lambda panel: _panel_order(panel, flagged))  # stable: most recent first within each group
     deteriorated, severe, improved = _alerts(panels)
     attention = Attention(
-        safety=safety_notices(flags, responses, questionnaires),
+        safety=notices,
         deteriorated=deteriorated,
         severe=severe,
         due=[measure for measure in due if measure.due_now],

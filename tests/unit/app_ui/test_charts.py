@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.app_ui.bands import NEUTRAL, RAMP, by_severity, most_severe, ramp_colour, shades
+from service.app_ui.bands import INFO_TOP, NEUTRAL, RAMP, by_severity, most_severe, ramp_colour, shades
 from service.app_ui.charts import (
     FONT_SIZE,
     LINE,
@@ -120,17 +120,26 @@ def test_severity_follows_the_scores_own_direction() -> None:
     assert by_severity(bands, None) is None and most_severe(bands, None) is None
     assert {shade.colour for shade in shades(bands, None).values()} == {NEUTRAL}
     colours = shades(bands, "higher-is-better")
-    assert [colours[b].colour for b in bands] == [RAMP[-1], ramp_colour(1, 3), RAMP[0]]
+    assert [colours[b].colour for b in bands] == [RAMP[INFO_TOP], ramp_colour(1, 3, INFO_TOP), RAMP[0]]
     assert colours[bands[0]].most_severe and not colours[bands[2]].most_severe
 
 
+def test_the_darkest_shades_are_kept_for_bands_marked_warning_or_critical() -> None:
+    satisfaction = _bands((1, 3, "dissatisfied"), (4, 4, "neutral"), (5, 7, "satisfied"))  # all "info"
+    calm = shades(satisfaction, "higher-is-better")
+    assert calm[satisfaction[0]].colour == RAMP[INFO_TOP] and RAMP.index(RAMP[INFO_TOP]) < len(RAMP) - 1
+    worrying = [*satisfaction[1:], replace(satisfaction[0], band=replace(satisfaction[0].band, severity="warning"))]
+    assert shades(worrying, "higher-is-better")[worrying[-1]].colour == RAMP[-1]
+
+
 @pytest.mark.parametrize("count", range(1, 9))
-def test_the_ramp_grows_with_severity_whatever_the_number_of_bands(count: int) -> None:
-    steps = [RAMP.index(ramp_colour(rank, count)) for rank in range(count)]
+@pytest.mark.parametrize("top", [INFO_TOP, len(RAMP) - 1])
+def test_the_ramp_grows_with_severity_whatever_the_number_of_bands(count: int, top: int) -> None:
+    steps = [RAMP.index(ramp_colour(rank, count, top)) for rank in range(count)]
     assert steps == sorted(steps) and steps[0] == 0
     if count > 1:
-        assert steps[-1] == len(RAMP) - 1
-    if count <= len(RAMP):
+        assert steps[-1] == top
+    if count <= top + 1:
         assert len(set(steps)) == count  # never two bands of one score in the same shade
 
 

@@ -129,3 +129,23 @@ def test_only_active_flags_are_notices_newest_first() -> None:
     notices = safety_notices(flags)
     assert [(n.flag_id, n.message) for n in notices] == [("c", "Coded"), ("a", "Old")]
     assert all(n.answered is None for n in notices)  # without the response, the answer is not guessed
+
+
+def test_the_measure_with_an_unreviewed_safety_item_comes_first(phq9: dict[str, Any]) -> None:
+    phq9_response = answered(phq9, phq9_weights(6, item9=1), authored="2026-04-01T10:00:00Z", response_id="p")
+    gad7 = questionnaire("gad-7")
+    all_threes = dict.fromkeys(choice_ids(gad7), 3.0)
+    gad_response = answered(gad7, all_threes, authored="2026-04-12T10:00:00Z", response_id="g")
+    phq_observations, flags = derived(phq9, [phq9_response])
+    gad_observations, _ = derived(gad7, [gad_response])
+    view = build_dashboard(
+        {phq9["url"]: phq9, gad7["url"]: gad7},
+        [phq9_response, gad_response],
+        [*phq_observations, *gad_observations],
+        flags,
+        {},
+        TODAY,
+    )
+    assert [a.instrument for a in view.attention.severe] == ["GAD-7"] and len(view.attention.safety) == 1
+    # GAD-7 is newer and in its most severe band, but the PHQ-9 holds the unreviewed safety item.
+    assert [panel.history.questionnaire_id for panel in view.instruments] == ["phq-9", "gad-7"]

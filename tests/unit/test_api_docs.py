@@ -77,8 +77,8 @@ def served_endpoints(app: Flask) -> set[Endpoint]:
     resources: dict[str, ResourceInteractions] = app.extensions["proms.resources"]
     served: set[Endpoint] = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint.startswith("smart_app."):
-            continue  # the clinician app's HTML pages and their assets (docs/smart-app.md), not API
+        if rule.endpoint == "static" or rule.endpoint.startswith(("smart_app.", "dev_ehr.")):
+            continue  # the clinician app's HTML pages, their assets and the development launcher (docs/smart-app.md)
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         interaction = GENERIC_ROUTES.get(rule.endpoint)
         if interaction is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from service.app_ui.bands import shades
+from service.app_ui.bands import band_concern, shades
 from service.app_ui.history import ScorePoint, ScoreSeries, format_date, format_number
 from service.app_ui.profile import ItemRating
 from service.scoring.interpret import BandRange
@@ -266,7 +266,8 @@ def band_key(series: ScoreSeries, latest: Band | None) -> str:
         current = latest is not None and band.band == latest
         note = ' <strong class="band-current">← the latest result</strong>' if current else ""
         css = ' class="current"' if current else ""
-        worst = " (most severe)" if shade.most_severe and shade.of > 1 else ""
+        # Named as the dashboard names it: only where the instrument marks its worst band warning or critical.
+        worst = " (most severe)" if band_concern(band.band.severity, shade.most_severe) == "most-severe" else ""
         items.append(
             f'<li data-band="{_attr(band.band.code)}"{css}>'
             f'<svg class="swatch" width="16" height="16" aria-hidden="true" focusable="false">'

@@ -162,6 +162,9 @@ def test_long_band_names_are_never_cut() -> None:
     definition = score_definitions(core10)[0]
     series = ScoreSeries(definition, (ScorePoint(datetime(2026, 1, 1), 32, None, None, None, "r"),))
     key = band_key(series, None)
+    assert "Severe psychological distress (most severe)" in key
+    dialog = score_definitions(questionnaire("dialog"))[0]  # its worst band is only "info": not called severe
+    assert "most severe" not in band_key(ScoreSeries(dialog, series.points), None)
     for band in definition.bands:
         assert band.band.display in key  # e.g. "Moderate-to-severe psychological distress", whole
     assert "…" not in key

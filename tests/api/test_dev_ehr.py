@@ -134,7 +134,7 @@ def test_a_demo_person_opens_the_app_through_the_smart_launch(app: Flask, loopba
     assert f"POST {ROOT}/dev-ehr/token" in loopback and f"GET {ISS}/Patient/demo-02" in loopback
     dashboard = browser.get("/app/patient").get_data(as_text=True)
     assert "Ravi Hughes" in dashboard and "ID demo-02" in dashboard
-    assert "Most severe band:" in dashboard and "PHQ-9 total score</a> <strong>22</strong>" in dashboard
+    assert "Most severe band:" in dashboard and "PHQ-9 total score</a>: <strong>22</strong>" in dashboard
 
     # The launch id was single-use.
     again = browser.get(local(to_authorize.headers["Location"]))

@@ -109,7 +109,9 @@ def test_demo_02s_reliable_deterioration_is_on_the_first_screen(browser: Any, ba
         assert "No safety" not in attention.inner_text()
         first = page.locator(".attention-item").first
         assert first.get_attribute("data-kind") == "deteriorated"
-        assert re.match(r"■ Reliably worse: PHQ-9 total score 2\d \(Severe, the most severe band\)", first.inner_text())
+        assert re.match(
+            r"■ Reliably worse: PHQ-9 total score: 2\d \(Severe, the most severe band\)", first.inner_text()
+        )
         box = first.bounding_box()
         assert box is not None and box["y"] + box["height"] <= WIDTHS[width]  # wholly within the first screenful
         assert box["y"] < WIDTHS[width]

@@ -10,10 +10,12 @@ from typing import Any
 
 from flask import Response, g, request
 
+from service import dev_launch
 from service.api import (
     bulk,
     cds_hooks,
     conformance,
+    dev_ehr,
     errors,
     fhir_rest,
     health,
@@ -219,6 +221,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     app = ServiceApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if dev_launch.available(settings):  # development only: the clinician app trusts the built-in development EHR
+        settings = dev_ehr.app_settings(settings)
     services = build_services(settings)
     metrics = Metrics()
     metrics.auth_disabled.set(1 if settings.auth_mode == "none" else 0)
@@ -237,6 +241,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     smart.init_app(app)
     smart_app.init_app(app)
     subscriptions.init_app(app)
+    dev_ehr.init_app(app)  # only with authentication off on loopback (service.dev_launch)
     bulk.init_app(app)
     health.init_app(app)
     cds_hooks.init_app(app)

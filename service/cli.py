@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from service.config import DISTRIBUTION, PROJECT_ROOT, Settings, SettingsError, package_version
+from service.dev_launch import launcher_url
 
 if TYPE_CHECKING:
     from service.questionnaires import LoadReport
@@ -63,6 +64,8 @@ def banner(settings: Settings) -> str:
     ]
     if settings.clinician_app_enabled:
         lines.append(f"  clinician app   {root}/app")
+    if (launcher := launcher_url(settings)) is not None:
+        lines.append(f"  clinician app   {launcher}  (development launcher: pick a demo person, no EHR needed)")
     lines += [
         f"  CDS Hooks       {root}/cds-services",
         f"  operations      {root}/healthz  {root}/readyz  {root}/metrics",

@@ -615,6 +615,32 @@ def demo_counts(services: Services) -> DemoCounts:
     return DemoCounts(people or 0, responses or 0, observations or 0, flags or 0, provenance or 0)
 
 
+@dataclass(frozen=True)
+class DemoPatient:
+    patient_id: str
+    name: str | None
+
+
+def demo_patients(services: Services) -> list[DemoPatient]:
+    """The demo people stored now, by id, with the name their responses carry (for the development launcher)."""
+    first = (
+        select(QR.subject_id, func.min(QR.pk).label("pk"))
+        .where(*_live_demo_responses(), QR.subject_type == "Patient", QR.subject_id.is_not(None))
+        .group_by(QR.subject_id)
+        .subquery()
+    )
+    with services.db.read_session() as session:
+        rows = session.execute(
+            select(first.c.subject_id, QR.resource_json).join(QR, QR.pk == first.c.pk).order_by(first.c.subject_id)
+        ).all()
+    people = []
+    for subject_id, resource_json in rows:
+        subject = jsonio.loads_object(resource_json.encode()).get("subject") if resource_json else None
+        display = subject.get("display") if isinstance(subject, dict) else None
+        people.append(DemoPatient(str(subject_id), display if isinstance(display, str) else None))
+    return people
+
+
 def remove_demo(services: Services) -> DemoCounts:
     """Delete every demo response as DELETE /fhir/QuestionnaireResponse/{id} does (its Observations and Flags
     are deleted with it; history is kept, as for every deletion), and the Provenance of each. Nothing else is

@@ -3,22 +3,30 @@ noted for the audit."""
 
 from __future__ import annotations
 
-from service import audit
+from typing import Any
+
+from service import audit, resources
+from service.app_ui.safety import flagged_answer
+from service.auth.access import Grant
 from service.cds.cards import PatientData
 from service.cds.measures import (
     Measure,
     SafetyConcern,
+    flag_message,
+    flag_response_id,
     instrument_label,
     previous_response_ids,
     read_flag,
     read_measure,
 )
+from service.fhir.errors import FhirError
 from service.services import Services
 from service.store import summary
 
 
-def patient_data(services: Services, patient_id: str) -> PatientData:
-    """The latest score on each measure with its change, and the unreviewed safety flags, of ``Patient/{id}``."""
+def patient_data(services: Services, patient_id: str, grant: Grant) -> PatientData:
+    """The latest score on each measure with its change, and the unreviewed safety flags, of ``Patient/{id}``, each
+    flag with how its safety item was answered (read from its response as the API reads it, with ``grant``)."""
     audit.note("Patient", patient_id, patient_id)
     with services.db.read_session() as session:
         records = summary.patient_records(session, patient_id)
@@ -45,7 +53,22 @@ def patient_data(services: Services, patient_id: str) -> PatientData:
     for flag in records.flags:
         stored = records.questionnaires.get(flag.questionnaire_pk) if flag.questionnaire_pk else None
         label = instrument_label(stored.resource, stored.url or "") if stored else None
-        concern = read_flag(flag.resource, label)
+        response = _flagged_response(services, flag_response_id(flag.resource), grant) if stored else None
+        answered = flagged_answer(stored.resource if stored else None, response, flag_message(flag.resource))
+        concern = read_flag(flag.resource, label, answered)
         audit.note("Flag", concern.flag_id, patient_id)
         concerns.append(concern)
     return PatientData(patient_id, tuple(measures), tuple(concerns))
+
+
+def _flagged_response(services: Services, response_id: str | None, grant: Grant) -> dict[str, Any] | None:
+    """The response that raised a safety Flag (noted for the audit as any read), so that the card can say how the
+    safety item was answered; None if it cannot be read."""
+    if response_id is None:
+        return None
+    try:
+        return resources.read(services, "QuestionnaireResponse", response_id, grant).resource()
+    except FhirError as exc:
+        if exc.status >= 500:
+            raise
+        return None

@@ -181,7 +181,7 @@ request POST "${BASE%/fhir}/cds-services/recovery-proms" -H 'Content-Type: appli
   "context": {"userId": "Practitioner/example", "patientId": "demo-04"}}'
 expect_status 200 "patient-view"
 field '"\n".join("  %(indicator)s: %(summary)s" % card for card in d["cards"])'
-expect "$(field 'any(card["summary"].startswith("Measures due") or " is due" in card["summary"] for card in d["cards"])')" \
+expect "$(field 'any(card["summary"].startswith("Due: ") or " is due" in card["summary"] for card in d["cards"])')" \
   "True" "a card about Patient/demo-04's due measures"
 
 printf '\nAll checks passed against %s\n' "$BASE"

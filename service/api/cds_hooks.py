@@ -227,7 +227,7 @@ def patient_view() -> Response:
     context = current_audit.get()
     if context is not None and context.grant is not None:
         context.grant = replace(context.grant, user=hook.user_id)
-    data = patient_data(services(), hook.patient_id)
+    data = patient_data(services(), hook.patient_id, _caller())
     cards = patient_view_cards(data, card_settings(services().settings))
     return json_response(HookResponseSchema().dump({"cards": cards}))
 

@@ -28,11 +28,13 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from service import dev_launch
 from service.api import app_data
 from service.api.app_data import Clinician
 from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
 from service.api.web import ServiceApp, services
+from service.app_ui.charts import distance_bar
 from service.app_ui.dashboard import build_dashboard, results_of_response, safety_notices
 from service.app_ui.forms import FormItem, attach_issues, build_response, form_items, read_form, refresh_enablement
 from service.app_ui.history import (
@@ -44,7 +46,7 @@ from service.app_ui.history import (
     parse_when,
 )
 from service.app_ui.patients import PatientMappingError, map_patient
-from service.app_ui.schedule import describe_due
+from service.app_ui.schedule import describe_due, due_detail
 from service.config import Settings
 from service.fhir.dates import instant_text
 from service.fhir.errors import FhirError, Forbidden, NotFound
@@ -143,6 +145,8 @@ def _helpers() -> dict[str, Any]:
         "format_number": format_number,
         "parse_when": parse_when,
         "describe_due": describe_due,
+        "due_detail": due_detail,
+        "distance_bar": distance_bar,
         "change_words": {**CHANGE_WORDS, "unknown": "not assessed"},
         "svg": Markup,
     }
@@ -162,7 +166,9 @@ def launch() -> Any:
     settings = _check_configured()
     iss = request.args.get("iss", "").rstrip("/")
     if not iss:
-        return _render("app/launch.html", ehrs=settings.smart_iss)
+        launcher = dev_launch.launcher_url(settings)
+        ehrs = [url for url in settings.smart_iss if launcher is None or url != dev_launch.fhir_base(settings)]
+        return _render("app/launch.html", ehrs=ehrs, launcher=launcher)
     if iss not in settings.smart_iss:
         raise LaunchError("This EHR is not one this service is set up to trust (PROMS_SMART_ISS)")
     endpoints = discover(iss)
@@ -281,10 +287,11 @@ def dashboard() -> Any:
     view = build_dashboard(
         questionnaires, responses, observations, flags, dict(settings.schedule), datetime.now(UTC).date()
     )
+    due = {measure.questionnaire_id: measure for measure in view.schedule if measure.questionnaire_id}
     available = sorted(
-        ((str(q["id"]), str(q.get("title") or q.get("name") or q["id"])) for q in questionnaires.values()
-         if q.get("status") == "active" and q.get("id")),
-        key=lambda pair: pair[1].lower(),
+        ((str(q["id"]), str(q.get("title") or q.get("name") or q["id"]), due.get(str(q["id"])))
+         for q in questionnaires.values() if q.get("status") == "active" and q.get("id")),
+        key=lambda entry: entry[1].lower(),
     )  # fmt: skip
     return _render("app/dashboard.html", view=view, available=available)
 
@@ -403,7 +410,7 @@ def response_result(response_id: str) -> Any:
     )
     results = results_of_response(histories[0], response_id) if histories else []
     flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject), ("status", "active")])
-    notices = [notice for notice in safety_notices(flags) if notice.response_id == response_id]
+    notices = [n for n in safety_notices(flags, responses, questionnaires) if n.response_id == response_id]
     return _render(
         "app/result.html",
         response=response,
@@ -416,8 +423,8 @@ def response_result(response_id: str) -> Any:
 # errors, as pages ---------------------------------------------------------------------------------------
 
 
-def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
-    return _render("app/error.html", status, title=title, message=message)
+def _error_page(status: int, title: str, message: str, *, configured: bool = True) -> tuple[str, int]:
+    return _render("app/error.html", status, title=title, message=message, configured=configured)
 
 
 @blueprint.errorhandler(AppNotConfigured)
@@ -425,7 +432,10 @@ def _not_configured(exc: AppNotConfigured) -> tuple[str, int]:
     return _error_page(
         503,
         "The clinician app is not set up",
-        "Set PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS to use it.",
+        "Set PROMS_SMART_CLIENT_ID, PROMS_APP_SECRET_KEY and PROMS_SMART_ISS to open it from an EHR "
+        "(docs/smart-app.md). For development, `make run` and `make demo` open it without an EHR: they serve "
+        "without authentication on a loopback address and print the development launcher's address.",
+        configured=False,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
 
@@ -11,6 +11,9 @@ from service.auth.access import AccessPolicy
 from service.auth.tokens import TokenVerifier
 from service.observability import Metrics
 from service.services import Services
+
+if TYPE_CHECKING:
+    from service.api.dev_ehr import DevEhr
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ServiceApp(Flask):
     """The Flask app of this service: a Flask app that carries its ``Web``."""
 
     web: Web
+    dev_ehr: DevEhr | None = None  # the development EHR, where it exists (service.dev_launch)
 
 
 def web() -> Web:

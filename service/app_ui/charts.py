@@ -1,8 +1,12 @@
-"""Server-rendered SVG charts: a score's trend with its bands shaded and reliable change marked; an item profile.
+"""Server-rendered charts: a score's trend over its severity-shaded bands with reliable change marked; answer bars.
 
-The SVG carries its meaning in shapes and words as well as colours (bands are labelled, reliable change is a
-distinct marker with a word beside it) and is an ``img`` with a title and description; the page shows the
-same data as a table. Colours are presentation attributes, not inline styles, so a strict CSP holds.
+Text in a chart must stay readable on a phone, so the trend is not one scaled drawing: it is a fixed-height
+SVG whose horizontal positions are percentages (it stretches to any width while its text keeps its size in
+CSS pixels), beside a narrow SVG holding the score axis. Band names are HTML (``band_key``), so they wrap
+instead of being cut. Bands are shaded on one ramp by severity (service.app_ui.bands). Meaning is carried
+in shapes and words as well as colour: reliable change is a distinct marker with a word beside it, and the
+chart is an ``img`` with a title and a description; the page shows the same data as a table. Colours are
+presentation attributes, not inline styles, so a strict CSP holds.
 """
 
 from __future__ import annotations
@@ -12,21 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from service.app_ui.bands import band_concern, shades
 from service.app_ui.history import ScorePoint, ScoreSeries, format_date, format_number
 from service.app_ui.profile import ItemRating
 from service.scoring.interpret import BandRange
+from service.scoring.results import Band
 
-WIDTH = 640
-HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 44, 176, 16, 40
-SEVERITY_FILLS = {
-    "info": ("#e3f1e6", "#cfe6d5"),
-    "warning": ("#fbeecd", "#f6e0a6"),
-    "critical": ("#f8d9d9", "#f0bcbc"),
-}
-LINE = "#1f4e79"
+FONT_SIZE = 14  # CSS pixels: the SVG is never scaled, so this is the size on every screen
+TOP, PLOT_HEIGHT, BOTTOM = 24, 180, 30
+HEIGHT = TOP + PLOT_HEIGHT + BOTTOM
+AXIS_WIDTH = 44
+X_FIRST, X_LAST = 5.0, 95.0  # where the first and last results sit, in percent of the plot's width
+MIN_TICK_GAP = FONT_SIZE + 3  # pixels between two score labels on the axis
+LINE = "#102a43"
 TEXT = "#1b1b1b"
-MUTED = "#4a4a4a"
+BORDER = "#5f6b76"
+BAND_EDGE = "#8a8a8a"
+IMPROVED = "#13652b"
+DETERIORATED = "#8b1014"
+BAR = "#102a43"
+SAFETY_BAR = "#8b1014"
+BAR_TRACK = "#e6e6e6"
 EPOCH = datetime(1970, 1, 1)
 CHANGE_LABELS = {"improved": "better", "deteriorated": "worse"}
 CHANGE_TITLES = {
@@ -46,7 +56,7 @@ def _n(value: float) -> str:
 
 @dataclass(frozen=True)
 class Scale:
-    """A linear map from a domain to pixels."""
+    """A linear map from a domain to pixels (or percent)."""
 
     low: float
     high: float
@@ -86,35 +96,43 @@ def band_edges(bands: Sequence[BandRange], low: float, high: float) -> list[tupl
     return edges
 
 
-def band_rects(bands: Sequence[BandRange], y: Scale, x_start: float, x_end: float) -> list[str]:
-    """Shaded, labelled rectangles, one per band (a label names the band and its range, so colour is not needed)."""
+def band_range_text(band: BandRange) -> str:
+    return f"{format_number(float(band.low))}–{format_number(float(band.high))}"
+
+
+def band_rects(series: ScoreSeries, y: Scale) -> list[str]:
+    """One shaded rectangle per band, coloured by its severity (the names are in the key beside the chart)."""
+    colours = shades(series.definition.bands, series.definition.direction)
     parts = []
-    shade_by_severity: dict[str, int] = {}
-    for band, bottom, top in band_edges(bands, y.low, y.high):
-        severity = band.band.severity if band.band.severity in SEVERITY_FILLS else "info"
-        shade = shade_by_severity.get(severity, 0)
-        shade_by_severity[severity] = shade + 1
-        fill = SEVERITY_FILLS[severity][shade % 2]
+    for band, bottom, top in band_edges(series.definition.bands, y.low, y.high):
+        shade = colours[band]
         y_top, y_bottom = y(top), y(bottom)
-        label = f"{band.band.display} ({format_number(float(band.low))}–{format_number(float(band.high))})"
+        edge = ""
+        if y_top > TOP + 0.5:  # the line between two bands (the plot's border draws the top one)
+            edge = (
+                f'<line x1="0" x2="100%" y1="{_n(y_top)}" y2="{_n(y_top)}" stroke="{BAND_EDGE}" '
+                'stroke-width="1" stroke-dasharray="4 3"/>'
+            )
         parts.append(
-            f'<g class="band band-{_attr(severity)}" data-band="{_attr(band.band.code)}">'
-            f'<rect x="{_n(x_start)}" y="{_n(y_top)}" width="{_n(x_end - x_start)}" '
-            f'height="{_n(y_bottom - y_top)}" fill="{fill}"/>'
-            f'<line x1="{_n(x_start)}" x2="{_n(x_end)}" y1="{_n(y_top)}" y2="{_n(y_top)}" stroke="#ffffff" '
-            'stroke-width="1"/>'
-            f'<text x="{_n(x_end + 6)}" y="{_n((y_top + y_bottom) / 2 + 4)}" font-size="11" fill="{TEXT}">'
-            f"{escape(label)}</text></g>"
+            f'<g class="band" data-band="{_attr(band.band.code)}" data-rank="{_attr(shade.rank)}">'
+            f'<rect x="0" y="{_n(y_top)}" width="100%" height="{_n(y_bottom - y_top)}" fill="{shade.colour}"/>'
+            f"{edge}</g>"
         )
     return parts
 
 
-def _ticks(low: float, high: float, bands: Sequence[BandRange]) -> list[float]:
+def axis_ticks(low: float, high: float, bands: Sequence[BandRange], y: Scale) -> list[float]:
+    """The scores named on the axis: the range's ends and where each band starts, never crowding each other."""
     if bands:
-        ticks = {low, high} | {float(band.low) for band in bands if low <= float(band.low) <= high}
-        return sorted(ticks)
-    step = (high - low) / 4
-    return [low + step * index for index in range(5)]
+        candidates = sorted({low, high} | {float(band.low) for band in bands if low <= float(band.low) <= high})
+    else:
+        step = (high - low) / 4
+        candidates = [low + step * index for index in range(5)]
+    chosen = [low, high]
+    for value in candidates:
+        if all(abs(y(value) - y(other)) >= MIN_TICK_GAP for other in chosen):
+            chosen.append(value)
+    return sorted(chosen)
 
 
 def _seconds(when: datetime) -> float:
@@ -122,10 +140,17 @@ def _seconds(when: datetime) -> float:
 
 
 def _short_date(point: ScorePoint) -> str:
-    return f"{point.when.day} {point.when:%b %y}"
+    return f"{point.when.day} {point.when:%b %Y}"
+
+
+def _anchor(x: float) -> str:
+    """Labels near an edge grow inwards, so they are never cut off."""
+    return "start" if x < 12 else "end" if x > 88 else "middle"
 
 
 def _marker(point: ScorePoint, x: float, y: float) -> str:
+    """A result: a dot; a reliable improvement a diamond and "better"; a reliable deterioration a square and
+    "worse" (x in percent, y in pixels; shapes are drawn in a nested SVG placed at the point)."""
     change = point.change if point.change in CHANGE_LABELS else None
     summary = f"{format_date(point.when)}: {format_number(point.value)}"
     if point.band is not None:
@@ -137,25 +162,24 @@ def _marker(point: ScorePoint, x: float, y: float) -> str:
         f'data-change="{_attr(point.change or "none")}"'
     )
     if change == "improved":
-        shape = (
-            f'<polygon points="{_n(x)},{_n(y - 8)} {_n(x + 8)},{_n(y)} {_n(x)},{_n(y + 8)} {_n(x - 8)},{_n(y)}" '
-            f'fill="#ffffff" stroke="#13652b" stroke-width="3"/>'
-        )
+        shape = f'<polygon points="0,-9 9,0 0,9 -9,0" fill="#ffffff" stroke="{IMPROVED}" stroke-width="3"/>'
     elif change == "deteriorated":
         shape = (
-            f'<rect x="{_n(x - 7)}" y="{_n(y - 7)}" width="14" height="14" fill="#ffffff" stroke="#a4161a" '
-            'stroke-width="3"/>'
+            f'<rect x="-7.5" y="-7.5" width="15" height="15" fill="#ffffff" stroke="{DETERIORATED}" stroke-width="3"/>'
         )
     else:
-        shape = f'<circle cx="{_n(x)}" cy="{_n(y)}" r="4.5" fill="{LINE}"/>'
+        shape = f'<circle cx="0" cy="0" r="5" fill="{LINE}" stroke="#ffffff" stroke-width="1.5"/>'
     label = ""
     if change is not None:
         label = (
-            f'<text x="{_n(x)}" y="{_n(y - 12)}" font-size="11" font-weight="bold" text-anchor="middle" '
-            f'fill="{TEXT}">{CHANGE_LABELS[change]}</text>'
+            f'<text x="{_n(x)}%" y="{_n(y - 13)}" font-size="{FONT_SIZE}" font-weight="bold" '
+            f'text-anchor="{_anchor(x)}" fill="{TEXT}">{CHANGE_LABELS[change]}</text>'
         )
     css = f"point point-{change}" if change else "point"
-    return f'<g class="{css}" {common}><title>{escape(summary)}</title>{shape}{label}</g>'
+    return (
+        f'<g class="{css}" {common}><title>{escape(summary)}</title>'
+        f'<svg x="{_n(x)}%" y="{_n(y)}" overflow="visible">{shape}</svg>{label}</g>'
+    )
 
 
 def describe_trend(series: ScoreSeries) -> str:
@@ -187,86 +211,85 @@ def describe_trend(series: ScoreSeries) -> str:
 
 
 def trend_chart(series: ScoreSeries, chart_id: str) -> str:
-    """One score over time as an SVG ``img``: bands shaded and labelled, reliable change marked."""
+    """One score over time: the score axis, then the plot (an ``img``) with its bands, results and change."""
     low, high = value_domain(series)
-    x_start, x_end = float(LEFT), float(WIDTH - RIGHT)
-    y = Scale(low, high, float(HEIGHT - BOTTOM), float(TOP))
+    y = Scale(low, high, float(TOP + PLOT_HEIGHT), float(TOP))
     times = [_seconds(point.when) for point in series.points]
-    x = Scale(min(times), max(times), x_start + 16, x_end - 16)
+    x = Scale(min(times), max(times), X_FIRST, X_LAST)
+    axis = [
+        f'<svg class="trend-axis" width="{AXIS_WIDTH}" height="{HEIGHT}" aria-hidden="true" focusable="false">',
+        *(
+            f'<text class="tick" x="{AXIS_WIDTH - 6}" y="{_n(y(tick) + FONT_SIZE / 3)}" font-size="{FONT_SIZE}" '
+            f'text-anchor="end" fill="{TEXT}">{escape(format_number(tick))}</text>'
+            for tick in axis_ticks(low, high, series.definition.bands, y)
+        ),
+        "</svg>",
+    ]
     title = f"{series.definition.text} over time"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+    plot = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart trend" width="100%" height="{HEIGHT}" role="img" '
         f'aria-labelledby="{_attr(chart_id)}-title {_attr(chart_id)}-desc" focusable="false">',
         f'<title id="{_attr(chart_id)}-title">{escape(title)}</title>',
         f'<desc id="{_attr(chart_id)}-desc">{escape(describe_trend(series))}</desc>',
-        *band_rects(series.definition.bands, y, x_start, x_end),
-        f'<rect x="{_n(x_start)}" y="{TOP}" width="{_n(x_end - x_start)}" height="{HEIGHT - TOP - BOTTOM}" '
-        f'fill="none" stroke="{MUTED}" stroke-width="1"/>',
+        *band_rects(series, y),
+        f'<rect x="0.5" y="{TOP}" width="100%" height="{PLOT_HEIGHT}" fill="none" stroke="{BORDER}" stroke-width="1"/>',
     ]
-    for tick in _ticks(low, high, series.definition.bands):
-        parts.append(
-            f'<text class="tick" x="{LEFT - 6}" y="{_n(y(tick) + 4)}" font-size="11" text-anchor="end" '
-            f'fill="{TEXT}">{escape(format_number(tick))}</text>'
-        )
-    labelled = series.points if len(series.points) <= 6 else [series.points[0], series.points[-1]]
-    for point in labelled:
-        parts.append(
-            f'<text class="tick" x="{_n(x(_seconds(point.when)))}" y="{HEIGHT - BOTTOM + 18}" font-size="11" '
-            f'text-anchor="middle" fill="{TEXT}">{escape(_short_date(point))}</text>'
+    first, last = series.points[0], series.points[-1]
+    # Every date is in the table; the chart names the first and the last, which never collide on a narrow screen.
+    dates = [("50%", "middle", first)] if len(series.points) == 1 else [("0", "start", first), ("100%", "end", last)]
+    for position, anchor, point in dates:
+        plot.append(
+            f'<text class="tick" x="{position}" y="{TOP + PLOT_HEIGHT + FONT_SIZE + 8}" font-size="{FONT_SIZE}" '
+            f'text-anchor="{anchor}" fill="{TEXT}">{escape(_short_date(point))}</text>'
         )
     coordinates = [(x(_seconds(point.when)), y(point.value)) for point in series.points]
-    if len(coordinates) > 1:
-        path = " ".join(f"{_n(px)},{_n(py)}" for px, py in coordinates)
-        parts.append(f'<polyline class="trend-line" points="{path}" fill="none" stroke="{LINE}" stroke-width="2"/>')
-    for point, (px, py) in zip(series.points, coordinates, strict=True):
-        parts.append(_marker(point, px, py))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-PROFILE_ROW = 30
-PROFILE_LABEL = 262
-PROFILE_BAR = 200
-PROFILE_CHARS = 40
-
-
-def _truncate(text: str, limit: int = PROFILE_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def profile_chart(
-    ratings: Sequence[ItemRating],
-    chart_id: str,
-    title: str,
-    *,
-    strengths: Sequence[str] = (),
-    priorities: Sequence[str] = (),
-) -> str:
-    """Each rated item as a horizontal bar (longer = more favourable); strengths and priorities are named."""
-    height = TOP + PROFILE_ROW * len(ratings) + 8
-    bar_start = PROFILE_LABEL + 8
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart profile" viewBox="0 0 {WIDTH} {height}" '
-        f'role="img" aria-labelledby="{_attr(chart_id)}-title {_attr(chart_id)}-desc" focusable="false">',
-        f'<title id="{_attr(chart_id)}-title">{escape(title)}</title>',
-        f'<desc id="{_attr(chart_id)}-desc">{len(ratings)} items, each bar from the least to the most favourable '
-        "answer on that item's scale. " + escape(" ".join(f"{r.text}: {r.answer}." for r in ratings)) + "</desc>",
-    ]
-    for index, rating in enumerate(ratings):
-        top = TOP + index * PROFILE_ROW
-        role = "strength" if rating.link_id in strengths else "priority" if rating.link_id in priorities else ""
-        fill = "#13652b" if role == "strength" else "#a4161a" if role == "priority" else LINE
-        width = max(2.0, rating.relative * PROFILE_BAR)
-        note = f"{rating.answer}" + (f" ({role})" if role else "")
-        parts.append(
-            f'<g class="bar{" bar-" + role if role else ""}" data-link-id="{_attr(rating.link_id)}" '
-            f'data-relative="{rating.relative:.3f}"><title>{escape(rating.text)}: {escape(note)}</title>'
-            f'<text x="{PROFILE_LABEL}" y="{top + 18}" font-size="12" text-anchor="end" fill="{TEXT}">'
-            f"{escape(_truncate(rating.text))}</text>"
-            f'<rect x="{bar_start}" y="{top + 6}" width="{PROFILE_BAR}" height="16" fill="#eeeeee"/>'
-            f'<rect x="{bar_start}" y="{top + 6}" width="{_n(width)}" height="16" fill="{fill}"/>'
-            f'<text x="{bar_start + PROFILE_BAR + 6}" y="{top + 18}" font-size="11" fill="{TEXT}">'
-            f"{escape(_truncate(note, 27))}</text></g>"
+    for (x1, y1), (x2, y2) in zip(coordinates, coordinates[1:], strict=False):
+        plot.append(
+            f'<line class="trend-line" x1="{_n(x1)}%" y1="{_n(y1)}" x2="{_n(x2)}%" y2="{_n(y2)}" stroke="{LINE}" '
+            'stroke-width="2.5"/>'
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    for point, (px, py) in zip(series.points, coordinates, strict=True):
+        plot.append(_marker(point, px, py))
+    plot.append("</svg>")
+    return f'<div class="trend-chart">{"".join(axis)}{"".join(plot)}</div>'
+
+
+def band_key(series: ScoreSeries, latest: Band | None) -> str:
+    """The bands named in full, top to bottom as the chart stacks them, each with its shade and range."""
+    bands = series.definition.bands
+    if not bands:
+        return ""
+    colours = shades(bands, series.definition.direction)
+    items = []
+    for band in sorted(bands, key=lambda b: (b.high, b.low), reverse=True):
+        shade = colours[band]
+        current = latest is not None and band.band == latest
+        note = ' <strong class="band-current">← the latest result</strong>' if current else ""
+        css = ' class="current"' if current else ""
+        # Named as the dashboard names it: only where the instrument marks its worst band warning or critical.
+        worst = " (most severe)" if band_concern(band.band.severity, shade.most_severe) == "most-severe" else ""
+        items.append(
+            f'<li data-band="{_attr(band.band.code)}"{css}>'
+            f'<svg class="swatch" width="16" height="16" aria-hidden="true" focusable="false">'
+            f'<rect x="0.5" y="0.5" width="15" height="15" fill="{shade.colour}" stroke="{BORDER}"/></svg> '
+            f'<span class="band-range">{escape(band_range_text(band))}</span> '
+            f'<span class="band-label">{escape(band.band.display)}{worst}{note}</span></li>'
+        )
+    if series.definition.direction:
+        caption = "Darker shading: a more severe band."
+    else:
+        caption = "The score does not say which way is better, so the bands are not shaded by severity."
+    return f'<div class="band-key"><p class="band-key-caption">{caption}</p><ul>{"".join(items)}</ul></div>'
+
+
+def distance_bar(rating: ItemRating) -> str:
+    """How far an answer is from the best answer on its item, as a bar: the longer, the worse (decorative:
+    the page says the same in words)."""
+    width = max(0.0, min(1.0, rating.distance)) * 100
+    fill = SAFETY_BAR if rating.safety else BAR
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="distance-bar" width="100%" height="14" aria-hidden="true" '
+        f'focusable="false" data-distance="{rating.distance:.3f}">'
+        f'<rect x="0" y="0" width="100%" height="14" fill="{BAR_TRACK}"/>'
+        f'<rect x="0" y="0" width="{_n(width)}%" height="14" fill="{fill}"/></svg>'
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ MAX_VALUE = ext.CORE + "maxValue"
 SCORE_TYPES = ("integer", "decimal", "quantity")
 # Observation.interpretation codes for reliable change, for Observations without the project's extension.
 CHANGE_CODES = {"B": "improved", "W": "deteriorated"}
+_TRAILING_RANGE = re.compile(r"\s*\([^()]*\d[^()]*\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,17 @@ class ScoreDefinition:
     reliable_change: float | None
     minimum: float | None
     maximum: float | None
+
+    @property
+    def name(self) -> str:
+        return short_score_name(self.text)
+
+
+def short_score_name(text: str) -> str:
+    """A score item's text without its explanation or range: 'PHQ-9 total score (0–27)' -> 'PHQ-9 total score',
+    'Subjective quality of life: mean of items 1-8 (1–7)' -> 'Subjective quality of life'."""
+    name = _TRAILING_RANGE.sub("", text.split(":")[0]).strip()
+    return name or text
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class LatestResult:
     when: datetime
     change: str | None
     change_text: str
+    movement: str  # the change without the verdict: "Up 8 points since 1 Feb 2026" ("" for a first result)
 
 
 def _number(value: Any) -> float | None:
@@ -273,6 +287,7 @@ def latest_result(series: ScoreSeries) -> LatestResult:
     """The latest score, its band and the change since the one before, in words."""
     latest = series.points[-1]
     previous = series.points[-2] if len(series.points) > 1 else None
+    movement = ""
     if previous is None:
         change_text = "First result for this measure"
     else:
@@ -280,7 +295,8 @@ def latest_result(series: ScoreSeries) -> LatestResult:
         size = format_number(abs(difference))
         points = "point" if size == "1" else "points"
         movement = "no change" if difference == 0 else f"{'up' if difference > 0 else 'down'} {size} {points}"
-        change_text = f"{movement[0].upper()}{movement[1:]} since {format_date(previous.when)}"
+        movement = f"{movement[0].upper()}{movement[1:]} since {format_date(previous.when)}"
+        change_text = movement
         if latest.change in CHANGE_WORDS:
             change_text += f": {CHANGE_WORDS[latest.change]}"
         elif series.definition.reliable_change is None and difference != 0:
@@ -292,4 +308,5 @@ def latest_result(series: ScoreSeries) -> LatestResult:
         when=latest.when,
         change=latest.change,
         change_text=change_text,
+        movement=movement,
     )

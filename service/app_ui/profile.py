@@ -1,7 +1,9 @@
 """The item profile of one response: each rated item on its own scale, and strengths and possible priorities.
 
 An item's rating is its answer's weight placed on the range of its options' weights (or its minValue to
-maxValue), turned round when lower is better, so 1 is always the most favourable answer and 0 the least.
+maxValue), turned round when lower is better, so 1 is always the most favourable answer and 0 the least;
+its distance is the other way round (0 the best answer, 1 the worst). Reverse-scored items need nothing
+special: their weights already run the other way, so the weights place every answer.
 Which way is better comes from the item's own ``score-direction``, else from the instrument's scores when
 they agree, else higher is better. Strengths are the items rated above the middle of their scale, highest
 first; possible priorities those below it, lowest first; ties keep the Questionnaire's order. An item
@@ -36,6 +38,23 @@ class ItemRating:
     relative: float  # 0 least favourable .. 1 most favourable, on the item's own scale
     domain: str | None  # the first recovery-domain's display
     profile: bool  # the item carries profile-item: it takes part in strengths and priorities
+    prefix: str | None = None  # the item's number as the person saw it ("9"), without its full stop
+    safety: bool = False  # a safety flag is raised from this item
+    best: float | None = None  # the weight of the most favourable answer (None: not known)
+
+    @property
+    def distance(self) -> float:
+        """How far the answer is from the best answer on this item: 0 the best, 1 the worst."""
+        return 1.0 - self.relative
+
+    @property
+    def points_from_best(self) -> float:
+        """The distance in the item's own weights (e.g. 2 of a possible 3)."""
+        return abs(self.weight - (self.best if self.best is not None else self.high))
+
+    @property
+    def span(self) -> float:
+        return self.high - self.low
 
 
 def _items(items: Any) -> Iterator[Mapping[str, Any]]:
@@ -102,7 +121,8 @@ def _weight(option: Mapping[str, Any]) -> float | None:
     return None if weight is None else float(weight)
 
 
-def _display(answer: Mapping[str, Any]) -> str:
+def answer_display(answer: Mapping[str, Any]) -> str:
+    """An answer as the person saw it: a choice's display, else its value."""
     found = _option_value(answer)
     if found is None:
         return ""
@@ -137,6 +157,14 @@ def _scale(item: Mapping[str, Any], answer: Mapping[str, Any]) -> tuple[float, f
     return None
 
 
+def item_number(item: Mapping[str, Any]) -> str | None:
+    """The item's number as printed on the form: its ``prefix`` without the trailing full stop ("9." -> "9")."""
+    prefix = item.get("prefix")
+    if not isinstance(prefix, str) or not prefix.strip():
+        return None
+    return prefix.strip().rstrip(".").strip() or None
+
+
 def _domain(item: Mapping[str, Any]) -> str | None:
     extension = ext.first_extension(item, RECOVERY_DOMAIN)
     coding = ext.as_mapping(extension.get("valueCoding")) if extension is not None else {}
@@ -163,19 +191,23 @@ def rate_items(
         if high <= low:
             continue
         relative = min(1.0, max(0.0, (weight - low) / (high - low)))
-        if (direction_of(item) or default_direction) != HIGHER_IS_BETTER:
+        higher_is_better = (direction_of(item) or default_direction) == HIGHER_IS_BETTER
+        if not higher_is_better:
             relative = 1.0 - relative
         ratings.append(
             ItemRating(
                 link_id=link_id,
                 text=str(item.get("text") or link_id),
-                answer=_display(answers[link_id]),
+                answer=answer_display(answers[link_id]),
                 weight=weight,
                 low=low,
                 high=high,
                 relative=relative,
                 domain=_domain(item),
                 profile=profile,
+                prefix=item_number(item),
+                safety=ext.first_extension(item, ext.SAFETY_FLAG) is not None,
+                best=high if higher_is_better else low,
             )
         )
     return ratings

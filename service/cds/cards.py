@@ -1,4 +1,10 @@
-"""The patient-view cards: safety flags, worsening or severe scores, the latest scores, overdue measures (pure)."""
+"""The patient-view cards, in the clinician app's attention order (pure).
+
+Unreviewed safety items first, then reliable deteriorations, scores in their most severe band, measures due,
+reliable improvements, and last the latest score of every measure. Each summary is under 140 characters and
+states the fact itself (which item was answered how, which score is where); each instrument is quoted by its
+headline score, its other scores are in the card's detail.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.app_ui.bands import band_concern
 from service.cds.measures import Measure, SafetyConcern, ScoreResult
 
 DEFAULT_INTERVAL_DAYS = 28
 MAX_SUMMARY = 139  # CDS Hooks: a summary is fewer than 140 characters
-INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 # Card uuids are derived from what a card says, so the same situation gives the same uuid on every call.
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://recovery-proms.org/cds-services/recovery-proms")
 MONTHS = (
@@ -75,7 +81,13 @@ class CardSettings:
 
 
 def day_text(value: datetime, now: datetime) -> str:
-    """'3 March' this year, '3 March 2025' otherwise."""
+    """'3 Mar' this year, '3 Mar 2025' otherwise (short, for summaries)."""
+    text = f"{value.day} {MONTHS[value.month - 1][:3]}"
+    return text if value.year == now.year else f"{text} {value.year}"
+
+
+def long_day_text(value: datetime, now: datetime) -> str:
+    """'3 March' this year, '3 March 2025' otherwise (for card details)."""
     text = f"{value.day} {MONTHS[value.month - 1]}"
     return text if value.year == now.year else f"{text} {value.year}"
 
@@ -106,38 +118,56 @@ def fit(text: str, keep: str = "") -> str:
     return text[:room].rstrip(" ,;:") + "…" + keep
 
 
+def fit_list(prefix: str, entries: list[str]) -> str:
+    """``prefix`` and as many whole entries as fit in fewer than 140 characters, then how many were left out."""
+    for shown in range(len(entries), 0, -1):
+        left = len(entries) - shown
+        text = prefix + "; ".join(entries[:shown]) + (f"; and {left} more" if left else "")
+        if len(text) <= MAX_SUMMARY:
+            return text
+    return fit(prefix + entries[0] if entries else prefix)
+
+
 def value_text(score: ScoreResult) -> str:
     """'12 (moderate)'."""
     band = f" ({band_text(score.band)})" if score.band else ""
     return f"{number_text(score.value)}{band}"
 
 
-def score_headline(score: ScoreResult) -> str:
+def score_headline(score: ScoreResult, name: str | None = None) -> str:
     """'PHQ-9 12 (moderate)'."""
-    return f"{score.name} {value_text(score)}"
+    return f"{name or score.name} {value_text(score)}"
 
 
-def since_text(score: ScoreResult, now: datetime) -> str:
-    return f"on {day_text(score.previous_completed, now)}" if score.previous_completed else "last time"
+def since_text(score: ScoreResult, now: datetime, *, long: bool = False) -> str:
+    if not score.previous_completed:
+        return "last time"
+    return f"on {(long_day_text if long else day_text)(score.previous_completed, now)}"
 
 
-def change_text(score: ScoreResult, now: datetime) -> str:
-    """'4 lower than on 3 March: no reliable change' (or why there is nothing to compare)."""
+def movement_text(score: ScoreResult, now: datetime, *, long: bool = False) -> str | None:
+    """'4 lower than on 3 Mar' (None when there is nothing to compare with)."""
     if score.change is None or score.difference is None:
-        return "no earlier score to compare"
-    when = since_text(score, now)
+        return None
+    when = since_text(score, now, long=long)
     if score.difference == 0:
-        movement = f"the same as {when}"
-    else:
-        direction = "higher" if score.difference > 0 else "lower"
-        movement = f"{number_text(abs(score.difference))} {direction} than {when}"
-    verdict = VERDICTS.get(score.change)
+        return f"the same as {when}"
+    direction = "higher" if score.difference > 0 else "lower"
+    return f"{number_text(abs(score.difference))} {direction} than {when}"
+
+
+def change_text(score: ScoreResult, now: datetime, *, long: bool = False) -> str:
+    """'4 lower than on 3 Mar: no reliable change' (or why there is nothing to compare)."""
+    movement = movement_text(score, now, long=long)
+    if movement is None:
+        return "no earlier score to compare"
+    verdict = VERDICTS.get(score.change or "")
     return f"{movement}: {verdict}" if verdict else movement
 
 
-def score_sentence(score: ScoreResult, now: datetime) -> str:
-    """'PHQ-9 12 (moderate), 4 lower than on 3 March: no reliable change'."""
-    return f"{score_headline(score)}, {change_text(score, now)}"
+def score_sentence(score: ScoreResult, now: datetime, name: str | None = None) -> str:
+    """'PHQ-9 12 (moderate), 4 lower than on 3 Mar: no reliable change'."""
+    return f"{score_headline(score, name)}, {change_text(score, now)}"
 
 
 # cards -----------------------------------------------------------------------------------------------------
@@ -159,60 +189,103 @@ def _app_link(label: str, settings: CardSettings, context: Mapping[str, Any]) ->
     return Link(label, settings.app_launch_url, "smart", json.dumps(dict(context), separators=(",", ":")))
 
 
+def safety_summary(concern: SafetyConcern, now: datetime) -> str:
+    """'Safety: PHQ-9 item 9 answered 'More than half the days' on 28 Nov, not reviewed' (the answer shortened
+    rather than anything else, should it be very long)."""
+    when = f" on {day_text(concern.raised, now)}" if concern.raised else ""
+    answered = concern.answered
+    if answered is None or not answered.answer:
+        where = f" ({concern.instrument})" if concern.instrument and concern.instrument not in concern.message else ""
+        return fit(f"Safety: {concern.message}", f"{where}{when}, not reviewed")
+    item = f"{concern.instrument} {answered.item}" if concern.instrument else answered.item
+    head, tail = f"Safety: {item} answered '", f"'{when}, not reviewed"
+    room = MAX_SUMMARY - len(head) - len(tail)
+    answer = answered.answer if len(answered.answer) <= room else answered.answer[: max(room - 1, 0)].rstrip() + "…"
+    return fit(f"{head}{answer}{tail}")
+
+
 def safety_card(concern: SafetyConcern, patient: PatientData, settings: CardSettings) -> Card:
-    raised = day_text(concern.raised, settings.now) if concern.raised else None
-    named = concern.instrument and not concern.message.startswith(concern.instrument)
-    where = [part for part in (concern.instrument if named else None, raised) if part]
-    suffix = f" ({', '.join(where)})" if where else ""
-    raised_by = f"the {concern.instrument} " if concern.instrument else "a response "
-    when = f"completed on {raised} " if raised else ""
-    detail = (
-        f"**{markdown_text(concern.message)}**\n\n"
-        f"Raised by {markdown_text(raised_by)}{when}and not yet reviewed by a clinician.\n\n"
-        "Accepting or dismissing this card records the safety flag as reviewed."
-    )
+    now = settings.now
+    on = f" on {long_day_text(concern.raised, now)}" if concern.raised else ""
+    answered = concern.answered
+    lines = ["**Safety item not yet reviewed by a clinician.**"]
+    if answered is not None and answered.answer:
+        what = f"{concern.instrument} {answered.item}" if concern.instrument else answered.item.capitalize()
+        lines.append(
+            f"{markdown_text(what)}, “{markdown_text(answered.text)}”, was answered "
+            f"**“{markdown_text(answered.answer)}”**{on}."
+        )
+    else:
+        raised_by = f"the {concern.instrument}" if concern.instrument else "a response"
+        lines.append(f"Raised by {markdown_text(raised_by)}{' completed' + on if on else ''}.")
+    lines.append(markdown_text(concern.message))
+    lines.append("Accepting or dismissing this card records the safety flag as reviewed.")
     context = {"patient": patient.patient_id, "flag": concern.flag_id}
     if concern.response_id:
         context["questionnaireResponse"] = concern.response_id
     return Card(
         uuid=flag_card_uuid(concern.flag_id),
-        summary=fit(f"Safety: {concern.message}", suffix),
+        summary=safety_summary(concern, now),
         indicator="critical",
-        detail=detail,
+        detail="\n\n".join(lines),
         source=settings.source,
         links=(_app_link("Review in Recovery PROMs", settings, context),),
     )
+
+
+def score_concern(score: ScoreResult) -> str | None:
+    """most-severe | critical | None: the same rule as the app's attention summary."""
+    return band_concern(score.band_severity, score.most_severe_band)
 
 
 def warning_reasons(score: ScoreResult, now: datetime) -> list[str]:
     """Why a score needs a clinician's attention (empty when it does not)."""
     reasons = []
     if score.change == "deteriorated":
-        reasons.append(f"reliably worse than {since_text(score, now)}")
-    if score.most_severe_band and score.band_severity in ("warning", "critical"):
+        movement = movement_text(score, now)
+        reasons.append(f"reliably worse, {movement}" if movement else "reliably worse")
+    concern = score_concern(score)
+    if concern == "most-severe":
         reasons.append("in the most severe band")
-    elif score.band_severity == "critical":
+    elif concern == "critical":
         reasons.append("in a band marked critical")
     return reasons
 
 
-def warning_card(
-    measure: Measure, score: ScoreResult, reasons: list[str], patient: PatientData, settings: CardSettings
-) -> Card:
+def _score_lines(measure: Measure, now: datetime) -> list[str]:
+    """One markdown line per score: the headline first, the instrument's other scores indented under it."""
+    lines = []
+    for index, score in enumerate(measure.scores):
+        name = measure.headline_name if index == 0 else score.name
+        words = [change_text(score, now, long=True)]
+        concern = score_concern(score)
+        if concern == "most-severe":
+            words.append("the most severe band of this score")
+        elif concern == "critical":
+            words.append("a band marked critical")
+        text = f"**{markdown_text(name)}** {markdown_text(value_text(score))}, {markdown_text('; '.join(words))}"
+        lines.append(f"- {text}" if index == 0 else f"    - {text}")
+    return lines
+
+
+def warning_card(measure: Measure, patient: PatientData, settings: CardSettings) -> Card:
+    """One card per instrument: the summary quotes its headline score (or the first score that needs attention)."""
+    now = settings.now
+    flagged = [score for score in measure.scores if warning_reasons(score, now)]
+    shown = measure.headline if measure.headline in flagged else flagged[0]
+    name = measure.headline_name if shown is measure.headline else shown.name
     detail = [
-        f"**{markdown_text(score_headline(score))}**, {markdown_text(change_text(score, settings.now))}.",
-        f"{markdown_text(measure.instrument)} completed on {day_text(measure.completed, settings.now)}.",
+        f"{markdown_text(measure.instrument)} completed on {long_day_text(measure.completed, now)}:",
+        "\n".join(_score_lines(measure, now)),
     ]
-    if score.most_severe_band and score.band:
-        detail.append(f"{markdown_text(score.band)} is the most severe band of this score.")
     context = {
         "patient": patient.patient_id,
         "questionnaire": measure.questionnaire_url,
         "questionnaireResponse": measure.response_id,
     }
     return Card(
-        uuid=card_uuid("warning", patient.patient_id, measure.response_id, score.key),
-        summary=fit(f"{score_headline(score)}: {' and '.join(reasons)}"),
+        uuid=card_uuid("warning", patient.patient_id, measure.response_id, shown.key),
+        summary=fit(f"{score_headline(shown, name)}: {'; '.join(warning_reasons(shown, now))}"),
         indicator="warning",
         detail="\n\n".join(detail),
         source=settings.source,
@@ -220,23 +293,54 @@ def warning_card(
     )
 
 
+def improvement_card(measure: Measure, patient: PatientData, settings: CardSettings) -> Card:
+    now = settings.now
+    improved = [score for score in measure.scores if score.change == "improved"]
+    shown = measure.headline if measure.headline in improved else improved[0]
+    name = measure.headline_name if shown is measure.headline else shown.name
+    movement = movement_text(shown, now)
+    context = {
+        "patient": patient.patient_id,
+        "questionnaire": measure.questionnaire_url,
+        "questionnaireResponse": measure.response_id,
+    }
+    return Card(
+        uuid=card_uuid("improved", patient.patient_id, measure.response_id, shown.key),
+        summary=fit(f"{score_headline(shown, name)}: reliably better" + (f", {movement}" if movement else "")),
+        indicator="info",
+        detail="\n\n".join(
+            [
+                f"{markdown_text(measure.instrument)} completed on {long_day_text(measure.completed, now)}:",
+                "\n".join(_score_lines(measure, now)),
+            ]
+        ),
+        source=settings.source,
+        links=(_app_link(f"Open {measure.instrument} in Recovery PROMs", settings, context),),
+    )
+
+
 def summary_card(patient: PatientData, settings: CardSettings) -> Card:
+    """Every instrument's headline score, newest first; the instruments' other scores in the detail."""
+    now = settings.now
     measures = sorted(patient.measures, key=lambda m: m.completed, reverse=True)
-    scores = [score for measure in measures for score in measure.scores]
-    if len(scores) == 1:
-        summary = fit(score_sentence(scores[0], settings.now))
-    elif scores:
-        summary = fit("Latest scores: " + "; ".join(score_headline(score) for score in scores))
+    entries = [
+        score_headline(m.headline, m.headline_name) if m.headline is not None else f"{m.instrument} (no score)"
+        for m in measures
+    ]
+    scored = [m for m in measures if m.headline is not None]
+    if len(measures) == 1 and scored:
+        summary = fit(score_sentence(scored[0].headline, now, scored[0].headline_name))  # type: ignore[arg-type]
     else:
-        summary = fit("Latest measures: " + "; ".join(m.instrument for m in measures))
+        summary = fit_list("Latest: ", entries)
     lines = []
     for measure in measures:
-        completed = day_text(measure.completed, settings.now)
+        completed = long_day_text(measure.completed, now)
         if not measure.scores:
             lines.append(f"- **{markdown_text(measure.instrument)}** completed {completed}, no score")
-        for score in measure.scores:
-            headline = f"**{markdown_text(score.name)}** {markdown_text(value_text(score))}"
-            lines.append(f"- {headline}, {markdown_text(change_text(score, settings.now))} (completed {completed})")
+            continue
+        score_lines = _score_lines(measure, now)
+        score_lines[0] += f" (completed {completed})"
+        lines.extend(score_lines)
     return Card(
         uuid=card_uuid("summary", patient.patient_id, *(m.response_id for m in measures)),
         summary=summary,
@@ -279,11 +383,9 @@ def overdue_card(overdue: list[tuple[Measure, int, int]], patient: PatientData, 
             f"(every {interval} days)"
         )
     else:
-        summary = fit(
-            "Measures due: " + ", ".join(f"{m.instrument} (last {day_text(m.completed, now)})" for m, _, _ in overdue)
-        )
+        summary = fit_list("Due: ", [f"{m.instrument} (last {day_text(m.completed, now)})" for m, _, _ in overdue])
     lines = [
-        f"- **{markdown_text(m.instrument)}**: last completed {day_text(m.completed, now)}, {days} days ago; "
+        f"- **{markdown_text(m.instrument)}**: last completed {long_day_text(m.completed, now)}, {days} days ago; "
         f"due every {interval} days ({days - interval} days overdue)"
         for m, interval, days in overdue
     ]
@@ -299,18 +401,21 @@ def overdue_card(overdue: list[tuple[Measure, int, int]], patient: PatientData, 
 
 
 def patient_view_cards(patient: PatientData, settings: CardSettings) -> list[Card]:
-    """Every card for a patient-view, most urgent first: no data, no cards."""
-    concerns = sorted(patient.concerns, key=lambda c: c.raised or datetime.min, reverse=True)  # newest first
+    """Every card for a patient-view, in the app's attention order: unreviewed safety items (newest first),
+    reliable deteriorations, scores in their most severe band, measures due, reliable improvements, then the
+    latest score of every measure. One card per instrument in each; no data, no cards."""
+    now = settings.now
+    concerns = sorted(patient.concerns, key=lambda c: c.raised or datetime.min, reverse=True)
     cards = [safety_card(concern, patient, settings) for concern in concerns]
     newest_first = sorted(patient.measures, key=lambda m: m.completed, reverse=True)
-    for measure in newest_first:
-        for score in measure.scores:
-            reasons = warning_reasons(score, settings.now)
-            if reasons:
-                cards.append(warning_card(measure, score, reasons, patient, settings))
-    if patient.measures:
-        cards.append(summary_card(patient, settings))
+    worse = [m for m in newest_first if any(s.change == "deteriorated" for s in m.scores)]
+    severe = [m for m in newest_first if m not in worse and any(warning_reasons(s, now) for s in m.scores)]
+    cards += [warning_card(measure, patient, settings) for measure in worse + severe]
     overdue = overdue_measures(patient.measures, settings)
     if overdue:
         cards.append(overdue_card(overdue, patient, settings))
-    return sorted(cards, key=lambda card: INDICATOR_ORDER[card.indicator])
+    better = [m for m in newest_first if m not in worse + severe and any(s.change == "improved" for s in m.scores)]
+    cards += [improvement_card(measure, patient, settings) for measure in better]
+    if patient.measures:
+        cards.append(summary_card(patient, settings))
+    return cards

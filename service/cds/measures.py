@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from service.app_ui.bands import most_severe
+from service.app_ui.history import short_score_name
+from service.app_ui.safety import FlaggedAnswer
 from service.extraction import CHANGE_EXTENSION, INTERPRETATION
 from service.fhir.dates import InvalidDate, date_range
 from service.scoring import extensions as ext
-from service.scoring.interpret import BandRange, bands_of, direction_of
+from service.scoring.interpret import bands_of, direction_of
 
 # "Patient Health Questionnaire-9 (PHQ-9)" -> "PHQ-9"; "CORE-10 (Clinical Outcomes ...)" -> "CORE-10".
 _ABBREVIATION_IN_PARENTHESES = re.compile(r"\(([A-Z][A-Za-z0-9\-]*[A-Z0-9])\)")
 _LEADING_ABBREVIATION = re.compile(r"^([A-Z][A-Z0-9\-]+)\b")
-_TRAILING_RANGE = re.compile(r"\s*\([^()]*\)\s*$")
 
 
 def _response_id(reference: Any) -> str | None:
@@ -35,7 +37,7 @@ class ScoreResult:
     """One score of a person's latest response, with its band and its change since last time."""
 
     key: str  # the score's linkId
-    name: str  # what a clinician calls it: "PHQ-9", or "QPR-22 intrapersonal subscale" where there are several
+    name: str  # the instrument's short name ("PHQ-9") when it has one score, else the score's ("K10 total score")
     value: int | float
     band: str | None = None  # the band's display, e.g. "Moderate"
     band_severity: str | None = None  # info | warning | critical
@@ -57,6 +59,19 @@ class Measure:
     completed: datetime  # UTC
     scores: tuple[ScoreResult, ...] = ()
 
+    @property
+    def headline(self) -> ScoreResult | None:
+        """The score a clinician quotes for the instrument: its first (the total, where it has one)."""
+        return self.scores[0] if self.scores else None
+
+    @property
+    def headline_name(self) -> str:
+        """'PHQ-9', 'K10' (its first score is its total), 'DIALOG Subjective quality of life' (no total)."""
+        first = self.headline
+        if first is None or len(self.scores) == 1 or "total" in first.name.lower():
+            return self.instrument
+        return first.name if self.instrument in first.name else f"{self.instrument} {first.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class SafetyConcern:
@@ -67,6 +82,7 @@ class SafetyConcern:
     raised: datetime | None = None  # UTC
     instrument: str | None = None
     response_id: str | None = None
+    answered: FlaggedAnswer | None = None  # the item that raised it and the answer given, when known
 
 
 def instrument_label(questionnaire: Mapping[str, Any] | None, url: str) -> str:
@@ -100,10 +116,7 @@ def _score_name(instrument: str, item: Mapping[str, Any] | None, observation: Ma
     if not several:
         return instrument
     text = str((item or {}).get("text") or ext.as_mapping(observation.get("code")).get("text") or "").strip()
-    text = _TRAILING_RANGE.sub("", text.split(":")[0]).strip()
-    if not text:
-        return instrument
-    return text if text.startswith(instrument) else f"{instrument} {text}"
+    return short_score_name(text) if text else instrument
 
 
 def _value(observation: Mapping[str, Any]) -> int | float | None:
@@ -127,15 +140,6 @@ def _worse_coded(observation: Mapping[str, Any]) -> bool:
         for concept in ext.as_list(observation.get("interpretation"))
         for coding in ext.as_list(ext.as_mapping(concept).get("coding"))
     )
-
-
-def _most_severe(bands: Sequence[BandRange], direction: str | None) -> BandRange | None:
-    """The band at the worse end of the score's range (the lowest when higher is better, else the highest)."""
-    if not bands:
-        return None
-    if direction == "higher-is-better":
-        return min(bands, key=lambda band: band.low)
-    return max(bands, key=lambda band: band.high)
 
 
 def _change(observation: Mapping[str, Any]) -> tuple[str | None, float | None, str | None]:
@@ -180,7 +184,7 @@ def read_score(
             (b for b in bands if b.band.code == coding.get("code") and b.band.system == (coding.get("system") or "")),
             None,
         )
-    worst = _most_severe(bands, direction_of(item) if item is not None else None)
+    worst = most_severe(bands, direction_of(item) if item is not None else None)
     change, difference, previous_id = _change(observation)
     return ScoreResult(
         key=key,
@@ -236,18 +240,29 @@ def _instant(value: Any) -> datetime | None:
         return None
 
 
-def read_flag(flag: Mapping[str, Any], instrument: str | None) -> SafetyConcern:
-    """An active safety Flag (as the service raises them: the message in ``code.text``)."""
+def flag_message(flag: Mapping[str, Any]) -> str:
     code = ext.as_mapping(flag.get("code"))
     codings = [c for c in ext.as_list(code.get("coding")) if isinstance(c, Mapping)]
-    message = code.get("text") or next((c.get("display") for c in codings if c.get("display")), None)
-    response_id = None
+    return str(code.get("text") or next((c.get("display") for c in codings if c.get("display")), None) or "")
+
+
+def flag_response_id(flag: Mapping[str, Any]) -> str | None:
+    """The response that raised a Flag (its flag-detail reference)."""
     for extension in ext.as_list(flag.get("extension")):
-        response_id = response_id or _response_id(ext.as_mapping(extension).get("valueReference"))
+        found = _response_id(ext.as_mapping(extension).get("valueReference"))
+        if found:
+            return found
+    return None
+
+
+def read_flag(flag: Mapping[str, Any], instrument: str | None, answered: FlaggedAnswer | None = None) -> SafetyConcern:
+    """An active safety Flag (as the service raises them: the message in ``code.text``), with the answer that
+    raised it when the caller could find it (service.app_ui.safety.flagged_answer)."""
     return SafetyConcern(
         flag_id=str(flag.get("id") or ""),
-        message=str(message or "Safety item raised"),
+        message=flag_message(flag) or "Safety item raised",
         raised=_instant(ext.as_mapping(flag.get("period")).get("start")),
         instrument=instrument,
-        response_id=response_id,
+        response_id=flag_response_id(flag),
+        answered=answered,
     )

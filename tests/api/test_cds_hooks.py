@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from werkzeug.test import TestResponse
 
 from service.app import create_app
-from service.cds.cards import day_text
+from service.cds.cards import day_text, long_day_text
 from service.config import PROJECT_ROOT, Settings
 from tests.api.scored import URL, scored_questionnaire, scored_response
 from tests.conftest import BASE_URL, ISSUER, Fhir, Keys, jwt_settings
@@ -157,6 +157,7 @@ def assert_well_formed(cards: list[dict[str, Any]]) -> None:
         assert json.loads(link["appContext"])["patient"] == "p1"
     order = {"critical": 0, "warning": 1, "info": 2}
     assert [order[c["indicator"]] for c in cards] == sorted(order[c["indicator"]] for c in cards)
+    assert len({c["uuid"] for c in cards}) == len(cards)
 
 
 # discovery -------------------------------------------------------------------------------------------------
@@ -185,11 +186,19 @@ def test_an_unreviewed_safety_flag_is_a_critical_card_first(fhir: Fhir, cds: Cds
     first = cards[0]
     assert first["indicator"] == "critical"
     assert first["uuid"] == flag["id"]
-    assert first["summary"].startswith("Safety: PHQ-9 item 9 answered above 'Not at all'")
-    assert first["summary"].endswith(f"… ({day_of(stored['authored'])})")  # the message names the PHQ-9
+    # Which item, how it was answered, when, and that nobody has reviewed it: in the summary itself.
+    assert (
+        first["summary"]
+        == f"Safety: PHQ-9 item 9 answered 'Several days' on {day_of(stored['authored'])}, not reviewed"
+    )
+    assert "“Thoughts that you would be better off dead or of hurting yourself in some way”" in first["detail"]
     context = json.loads(first["links"][0]["appContext"])
     assert context == {"patient": "p1", "flag": flag["id"], "questionnaireResponse": stored["id"]}
     assert [c["indicator"] for c in cards] == ["critical", "info"]
+    # Reading the answer is part of the audited call.
+    (event,) = fhir.get("AuditEvent?type=cds-patient-view&outcome=0&patient=p1").get_json()["entry"]
+    shown = [entity.get("what", {}).get("reference") for entity in event["resource"]["entity"]]
+    assert f"QuestionnaireResponse/{stored['id']}" in shown and f"Flag/{flag['id']}" in shown
 
 
 @pytest.mark.usefixtures("instruments")
@@ -201,8 +210,9 @@ def test_a_reliable_deterioration_is_a_warning_card(fhir: Fhir, cds: Cds) -> Non
     assert_well_formed(cards)
     (warning,) = by_indicator(cards, "warning")
     since = day_of(first["authored"])
-    assert warning["summary"] == f"Distress (3 items) 4 (moderate): reliably worse than on {since}"
-    assert f"3 higher than on {since}: reliable deterioration" in warning["detail"]
+    assert warning["summary"] == f"Distress (3 items) 4 (moderate): reliably worse, 3 higher than on {since}"
+    long_since = long_day_text(datetime.strptime(first["authored"], "%Y-%m-%dT%H:%M:%SZ"), datetime.now(UTC))
+    assert f"3 higher than on {long_since}: reliable deterioration" in warning["detail"]
     assert [c["indicator"] for c in cards] == ["warning", "info"]
 
 
@@ -213,7 +223,7 @@ def test_a_score_in_its_most_severe_band_is_a_warning_card(fhir: Fhir, cds: Cds)
     assert_well_formed(cards)
     (warning,) = by_indicator(cards, "warning")
     assert warning["summary"] == "PHQ-9 24 (severe): in the most severe band"
-    assert "Severe is the most severe band" in warning["detail"]
+    assert "the most severe band of this score" in warning["detail"]
     assert json.loads(warning["links"][0]["appContext"])["questionnaire"] == PHQ9["url"]
 
 
@@ -235,7 +245,7 @@ def test_summary_covers_every_instrument_newest_first(fhir: Fhir, cds: Cds) -> N
     fhir.create(phq9_response([1, 1, 1, 1, 1, 0, 0, 0, 0], authored=days_ago(5)))  # 5, mild
     fhir.create(distress(("never", "sometimes", "never"), days=1))  # 1, low
     (card,) = cds.cards()
-    assert card["summary"] == "Latest scores: Distress (3 items) 1 (low); PHQ-9 5 (mild)"
+    assert card["summary"] == "Latest: Distress (3 items) 1 (low); PHQ-9 5 (mild)"
     assert card["detail"].index("Distress") < card["detail"].index("PHQ-9")
     assert "no earlier score to compare" in card["detail"]
 
@@ -248,7 +258,7 @@ def test_an_overdue_measure_gets_a_card(fhir: Fhir, cds: Cds) -> None:
     cards = cds.cards()
     assert_well_formed(cards)
     assert [c["indicator"] for c in cards] == ["info", "info"]
-    overdue = cards[-1]
+    overdue = cards[0]  # due measures come before the latest scores, as in the app
     assert overdue["summary"] == (
         f"Distress (3 items) is due: last completed {day_of(old['authored'])}, 40 days ago (every 28 days)"
     )

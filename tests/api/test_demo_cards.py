@@ -67,35 +67,46 @@ def launched(app: Flask, subject: str) -> FlaskClient:
 
 
 def kind(card: Mapping[str, Any]) -> str:
-    """safety | warning | overdue | summary."""
+    """safety | warning | overdue | improved | summary."""
     if card["indicator"] == "critical":
         return "safety"
     if card["indicator"] == "warning":
         return "warning"
     context = json.loads(card["links"][0]["appContext"])
-    return "overdue" if "questionnaires" in context else "summary"
+    return "overdue" if "questionnaires" in context else "improved" if "questionnaire" in context else "summary"
 
 
 @pytest.mark.usefixtures("demo")
 def test_the_personas_show_every_kind_of_card(cds: Cds) -> None:
     cards = {patient: cds.cards(patient) for patient in ("demo-01", "demo-02", "demo-03", "demo-04")}
-    assert {kind(card) for found in cards.values() for card in found} == {"safety", "warning", "summary", "overdue"}
-    assert all(kind(found[-1]) in ("summary", "overdue") for found in cards.values())  # everyone has measures
+    kinds = {kind(card) for found in cards.values() for card in found}
+    assert kinds == {"safety", "warning", "summary", "overdue", "improved"}
+    assert all(kind(found[-1]) == "summary" for found in cards.values())  # everyone has measures
+    order = ["safety", "warning", "overdue", "improved", "summary"]  # the app's attention order
+    for found in cards.values():
+        assert [order.index(kind(card)) for card in found] == sorted(order.index(kind(card)) for card in found)
+        assert all(len(card["summary"]) < 140 for card in found)
 
     improving = cards["demo-01"]
     assert "safety" not in {kind(card) for card in improving}
     (summary,) = [card for card in improving if kind(card) == "summary"]
     assert re.search(r"\*\*PHQ-9\*\* \d+ \([^)]*\), \d+ lower than on [^:]+: reliable improvement", summary["detail"])
+    better = [card["summary"] for card in improving if kind(card) == "improved"]
+    assert any(re.fullmatch(r"PHQ-9 \d+ \([a-z/]+\): reliably better, \d+ lower than on .+", text) for text in better)
 
+    # demo-02: the PHQ-9's reliable deterioration into its severe band is the first card, before any K10 card.
     deteriorating = [card["summary"] for card in cards["demo-02"] if kind(card) == "warning"]
-    assert any(
-        re.fullmatch(r"PHQ-9 2\d \(severe\): reliably worse than on .+ and in the most severe band", text)
-        for text in deteriorating
+    assert re.fullmatch(
+        r"PHQ-9 2\d \(severe\): reliably worse, \d+ higher than on .+; in the most severe band", deteriorating[0]
     ), deteriorating
+    assert not any(text.startswith("K10 K6") or "of the K10 " in text for text in deteriorating)
+    assert len([text for text in deteriorating if text.startswith("K10")]) <= 1  # one card per instrument
 
     safety = cards["demo-03"][0]
     assert kind(safety) == "safety"
-    assert safety["summary"].startswith("Safety: PHQ-9 item 9 answered above 'Not at all'")
+    assert re.fullmatch(
+        r"Safety: PHQ-9 item 9 answered '[A-Za-z ]+' on \d+ \w{3}( \d{4})?, not reviewed", safety["summary"]
+    )
     assert [kind(card) for card in cards["demo-03"]].count("safety") == 1
 
     (overdue,) = [card for card in cards["demo-04"] if kind(card) == "overdue"]
@@ -116,7 +127,7 @@ def test_the_app_shows_demo_01s_trends_strengths_and_priorities(app: Flask) -> N
     response = launched(app, "demo-01").get("/app/patient")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert "No safety flags need review." in page
+    assert "No safety items are waiting for review." in page
 
     phq9 = instrument_section(page, "phq-9")
     responses = int(re.search(r"(\d+) responses,", phq9).group(1))  # type: ignore[union-attr]

@@ -272,19 +272,41 @@ def test_the_dashboard_shows_the_launched_patients_measures_and_nobody_elses(
         {k: v for k, v in answered(qpr, weights, authored="2026-02-07T10:00:00Z", response_id="x").items() if k != "id"}
     )
     page = text(launched("p1").get("/app/patient"))
-    safety = page.index('class="safety"')
-    assert safety < page.index("Measures due") < page.index("Patient Health Questionnaire-9")
-    assert "Safety flag:" in page and "better off dead" in page
+    # What needs attention comes first, in a fixed order: the safety item (with the answer), then what is due.
+    attention = page[page.index('<section class="attention"') : page.index("</section>")]
+    assert page.index('<section class="attention"') < page.index('id="measure-phq-9"')
+    kinds = re.findall(r'data-kind="([a-z]+)"', attention)
+    assert kinds == ["safety", "due", "due", "due"]  # PHQ-9 and QPR-15 overdue (most first), K10 never done
+    said = plain(attention)
+    assert (
+        "Safety item, not reviewed: PHQ-9 item 9 (“Thoughts that you would be better off dead or of hurting yourself "
+        "in some way”) answered “Several days” on 5 Feb 2026."
+    ) in said
+    assert "Overdue: Patient Health Questionnaire-9 (PHQ-9), was due 5 Mar 2026" in said  # every 28 days
+    assert "Due: Kessler Psychological Distress Scale (K10), Australian version, scheduled, not completed yet" in said
+    # Then the reliable improvement, after the attention summary and before the measures.
+    improved = page.index('<section class="improvements"')
+    assert page.index('<section class="attention"') < improved < page.index('id="measure-phq-9"')
+    said_later = plain(page).replace(" :", ":")  # plain() leaves a space where the link's closing tag was
+    assert (
+        "Reliably better: PHQ-9 total score: 11 (Moderate) on 5 Feb 2026, down 7 points since 5 Jan 2026." in said_later
+    )
+    assert "No safety items are waiting" not in page
     assert 'data-change="improved"' in page and "Down 7 points since 5 Jan 2026: a reliable improvement" in page
     assert "Moderately severe" in page and ">11<" in page
     assert 'data-link-id="qpr-5"' in page and "Possible priorities" in page
     strengths = page[page.index("<h4>Strengths</h4>") : page.index("<h4>Possible priorities</h4>")]
     assert "I am able to assert myself" in strengths
-    assert "Overdue:" in page  # PHQ-9 every 28 days, last done in February
     assert "Kessler Psychological Distress Scale (K10), Australian version — Due now: not completed yet" in plain(page)
+    # The PHQ-9 answers: full wording, the safety item marked in words, the distance from the best answer.
+    row = page[page.index('data-link-id="/44260-8"') :]
+    row = row[: row.index("</tr>")]
+    assert "9.</span> Thoughts that you would be better off dead or of hurting yourself in some way" in row
+    assert "Safety item</strong>" in row and "1 of 3" in plain(row)
     assert 'data-value="22"' not in page and "6 Feb 2026" not in page  # p2's result
     other = text(launched("p2").get("/app/patient"))
-    assert 'data-value="22"' in other and "Safety flag:" not in other and "qpr-5" not in other
+    assert 'data-value="22"' in other and "Safety item, not reviewed" not in other and "qpr-5" not in other
+    assert "No safety items are waiting for review." in other
 
 
 def test_another_patients_response_is_not_shown(launched: Launch, fhir: Fhir, library: Any) -> None:
@@ -342,7 +364,8 @@ def test_a_completed_form_is_stored_scored_and_shown_at_once(
     result = text(client.get(result_path))
     assert ">9<" in result and "Mild" in result
     assert "Down 9 points since 5 Jan 2026: a reliable improvement" in result
-    assert "Safety flag:" in result and "better off dead" in result
+    assert "Safety item:" in result and "better off dead" in result
+    assert 'answered <strong class="flag-answer">“Several days”</strong>' in result
     stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
     assert stored["subject"] == {"reference": "Patient/p1"} and stored["status"] == "completed"
     assert stored["author"] == {"reference": "Practitioner/dr-who"}

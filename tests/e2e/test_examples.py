@@ -216,7 +216,7 @@ def test_the_curl_walkthrough_runs_green(demo: str, tmp_path: Path) -> None:
     )
     assert re.search(r"PHQ-9 total score \(0–27\): \d+  \[Severe; Reliably deteriorated\]", out)
     assert "PHQ-9 item 9 answered above 'Not at all'" in out
-    assert re.search(r"info: Measures due: .*QPR-15", out)
+    assert re.search(r"info: Due: .*QPR-15", out)
     assert out.rstrip().endswith(f"All checks passed against {demo}/fhir")
 
 

@@ -15,28 +15,21 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from service.config import PROJECT_ROOT
 from tests.e2e.auth_server import SmartEhr
+from tests.e2e.browser import AXE, CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, axe_violations
 from tests.e2e.processes import PROMS, free_port, service_env, stop, wait_until_ready
 from tests.unit.app_ui.builders import answered, choice_ids, questionnaire
 from tests.unit.app_ui.conftest import phq9_weights
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
-AXE = PROJECT_ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "app"
+ARTIFACTS = SCREENSHOTS
 MRN = "urn:oid:2.16.840.1.113883.19.5.99999.1"
 PATIENT = {
     "resourceType": "Patient",
@@ -100,7 +93,9 @@ def service(ehr: SmartEhr, ports: tuple[int, int], tmp_path_factory: pytest.Temp
         wait_until_ready(base, process, lambda: process.communicate(timeout=5)[1].decode(), timeout=30)
         yield base
     finally:
-        _, errors = stop(process)
+        banner, errors = stop(process)
+    # With authentication on there is no development launcher, and the banner does not offer one.
+    assert b"/dev-ehr" not in banner and b"development launcher" not in banner
     log = errors.decode()
     # Nothing the EHR issued, and no answer, ends up in the service's log.
     assert not any(token["access_token"] in log for token in ehr.issued)
@@ -185,22 +180,12 @@ def page(browser: Any, ehr: SmartEhr, service: str, seeded: dict[str, Any]) -> I
     context.close()
 
 
-def axe_violations(page: Any, name: str) -> list[dict[str, Any]]:
-    """Runs axe-core in the page; returns the serious and critical violations (all are saved as an artifact)."""
-    page.evaluate(AXE.read_text())
-    violations: list[dict[str, Any]] = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-            .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))"""
-    )
-    (ARTIFACTS / f"{name}-axe.json").write_text(json.dumps(violations, indent=2))
-    return [v for v in violations if v["impact"] in ("serious", "critical")]
-
-
 def test_an_ehr_launch_shows_the_patients_scores_bands_change_strengths_and_priorities(
     page: Any, ehr: SmartEhr, browser: Any, service: str
 ) -> None:
     assert AXE.exists(), "axe-core is missing: run `make node-deps`"
-    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "ehr-dashboard-1280.png"), full_page=True)
+    assert requests.get(f"{service}/dev-ehr/", timeout=10).status_code == 404  # authentication is on
     # The launch gave the app Alex Rivera, mapped by MRN, and the clinician from the verified id_token.
     banner = page.locator(".patient-banner").inner_text()
     assert "Alex Rivera" in banner and f"ID {SUBJECT}" in banner
@@ -213,8 +198,12 @@ def test_an_ehr_launch_shows_the_patients_scores_bands_change_strengths_and_prio
     # Safety first: before anything else in the main content, in words and not only in colour.
     main = page.locator("main")
     first_section = main.locator("section").first
-    assert first_section.get_attribute("class") == "safety"
-    assert "Safety flag:" in first_section.inner_text() and "better off dead" in first_section.inner_text()
+    assert first_section.get_attribute("class") == "attention"
+    first_item = first_section.locator(".attention-item").first
+    assert first_item.get_attribute("data-kind") == "safety"
+    said = first_item.inner_text()
+    assert said.startswith("⚠ Safety item, not reviewed: PHQ-9 item 9 (“Thoughts that you would be better off dead")
+    assert "answered “Several days”" in said and shown(days_ago(60)) in said
 
     phq9 = page.locator("#measure-phq-9")
     assert phq9.locator(".latest-value").inner_text() == "19"
@@ -240,21 +229,29 @@ def test_an_ehr_launch_shows_the_patients_scores_bands_change_strengths_and_prio
     assert qpr.locator(".latest-value").inner_text() == "30"
     assert [item.get_attribute("data-link-id") for item in qpr.locator(".strengths li").all()] == QPR_STRENGTHS
     assert [item.get_attribute("data-link-id") for item in qpr.locator(".priorities li").all()] == QPR_PRIORITIES
-    assert qpr.locator("svg.profile g.bar").count() == 15
-    assert qpr.locator("svg.profile g.bar-strength").count() == 3
+    assert qpr.locator("table.answers tbody tr").count() == 15
 
-    due = page.locator(".due-list li")
-    assert due.nth(0).inner_text().startswith("Overdue: Patient Health Questionnaire-9 (PHQ-9) — Overdue by 32 days")
-    assert "Kessler Psychological Distress Scale (K10), Australian version — Due now" in due.nth(1).inner_text()
-    assert "Next due" in due.nth(2).inner_text()
+    due = page.locator(".attention .attention-due")
+    assert due.count() == 2  # QPR-15, done 10 days ago, is not due: it is only listed below with its next date
+    assert (
+        due.nth(0)
+        .inner_text()
+        .startswith(f"Overdue: Patient Health Questionnaire-9 (PHQ-9), was due {shown(days_ago(32))}, 32 days ago")
+    )
+    assert (
+        due.nth(1)
+        .inner_text()
+        .startswith("Due: Kessler Psychological Distress Scale (K10), Australian version, scheduled, not completed yet")
+    )
+    assert "— Next due" in page.locator('.start-list li[data-questionnaire="qpr-15"]').inner_text()
 
-    assert axe_violations(page, "dashboard") == []
+    assert axe_violations(page, "ehr-dashboard") == []
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=page.context.storage_state())
     small = phone.new_page()
     small.goto(f"{service}/app/patient")
     assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scrolling
-    small.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+    small.screenshot(path=str(ARTIFACTS / "ehr-dashboard-390.png"), full_page=True)
     phone.close()
     assert page.csp_problems == []
 
@@ -285,7 +282,7 @@ def test_a_measure_completed_in_the_page_is_stored_and_scored(
     )
     assert page.locator("#f-16-error").text_content() == "Error: This question needs an answer"
     assert page.is_checked("#f-2-3") and page.is_checked("#f-15-3")  # nothing typed is lost
-    page.screenshot(path=str(ARTIFACTS / "form-errors.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "ehr-form-errors.png"), full_page=True)
     assert axe_violations(page, "form-errors") == []
 
     assert page.evaluate("document.activeElement.id") == "error-summary"  # announced and focused first
@@ -299,7 +296,7 @@ def test_a_measure_completed_in_the_page_is_stored_and_scored(
     assert result.locator(".change").inner_text() == (
         f"Up 15 points since {shown(days_ago(10))} (the measure has no reliable-change threshold)."
     )
-    page.screenshot(path=str(ARTIFACTS / "result.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "ehr-result.png"), full_page=True)
     assert axe_violations(page, "result") == []
 
     # Stored and scored through the submission path, as the API would have done it.

@@ -76,8 +76,8 @@ def served_endpoints(app: Flask) -> set[Endpoint]:
     """What the app answers: its URL rules, the generic FHIR ones expanded to the types that allow them."""
     served: set[Endpoint] = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint.startswith("smart_app."):
-            continue  # the clinician app's HTML pages and their assets (docs/smart-app.md), not API
+        if rule.endpoint == "static" or rule.endpoint.startswith(("smart_app.", "dev_ehr.")):
+            continue  # the clinician app's HTML pages, their assets and the development launcher (docs/smart-app.md)
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         interaction = GENERIC_ROUTES.get(rule.endpoint)
         if interaction is None:

@@ -1,4 +1,4 @@
-"""Patient-view cards from plain data: which cards, in what order, in what words, and when a measure is overdue."""
+"""Patient-view cards from plain data: which cards, in what order (the app's attention order), in what words."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from typing import Any
 
 import pytest
 
+from service.app_ui.safety import FlaggedAnswer
 from service.cds.cards import (
     CardSettings,
     PatientData,
     Source,
     day_text,
     fit,
+    fit_list,
     flag_card_uuid,
     interval_days,
+    long_day_text,
     number_text,
     overdue_measures,
     patient_view_cards,
@@ -73,18 +76,18 @@ def test_the_change_in_words_a_clinician_reads_at_a_glance() -> None:
     moderate = {"band": "Moderate", "previous_completed": previous}
     assert (
         score_sentence(score(**moderate, change="no-reliable-change", difference=-4.0), NOW)
-        == "PHQ-9 12 (moderate), 4 lower than on 3 March: no reliable change"
+        == "PHQ-9 12 (moderate), 4 lower than on 3 Mar: no reliable change"
     )
     assert (
         score_sentence(score(**moderate, change="deteriorated", difference=7.0), NOW)
-        == "PHQ-9 12 (moderate), 7 higher than on 3 March: reliable deterioration"
+        == "PHQ-9 12 (moderate), 7 higher than on 3 Mar: reliable deterioration"
     )
     assert (
         score_sentence(score(**moderate, change="improved", difference=-6.0), NOW)
-        == "PHQ-9 12 (moderate), 6 lower than on 3 March: reliable improvement"
+        == "PHQ-9 12 (moderate), 6 lower than on 3 Mar: reliable improvement"
     )
     assert score_sentence(score(**moderate, change="unknown", difference=0.0), NOW) == (
-        "PHQ-9 12 (moderate), the same as on 3 March"
+        "PHQ-9 12 (moderate), the same as on 3 Mar"
     )
     assert score_sentence(score(change="unknown", difference=2.5), NOW) == "PHQ-9 12, 2.5 higher than last time"
     assert score_sentence(score(band="Mild"), NOW) == "PHQ-9 12 (mild), no earlier score to compare"
@@ -92,11 +95,18 @@ def test_the_change_in_words_a_clinician_reads_at_a_glance() -> None:
 
 def test_numbers_dates_and_lengths() -> None:
     assert [number_text(v) for v in (12, 12.0, 3.1000000000000014, 4.25, -1.5)] == ["12", "12", "3.1", "4.25", "-1.5"]
-    assert day_text(datetime(2026, 3, 3), NOW) == "3 March"
-    assert day_text(datetime(2025, 12, 31), NOW) == "31 December 2025"
+    assert day_text(datetime(2026, 3, 3), NOW) == "3 Mar"
+    assert day_text(datetime(2025, 12, 31), NOW) == "31 Dec 2025"
+    assert long_day_text(datetime(2026, 3, 3), NOW) == "3 March"
     long = fit("x" * 200, " (PHQ-9, 3 March)")
     assert len(long) == 139 and long.endswith("… (PHQ-9, 3 March)")
     assert fit("short") == "short"
+    entries = [f"Measure {n} {n}" for n in range(1, 20)]
+    listed = fit_list("Latest: ", entries)
+    assert len(listed) < 140 and listed.startswith("Latest: Measure 1 1; Measure 2 2")
+    assert listed.endswith("more") and "…" not in listed  # whole entries only, and how many are left out
+    shown = listed.removeprefix("Latest: ").split("; ")
+    assert shown[-1] == f"and {19 - (len(shown) - 1)} more"
 
 
 @pytest.mark.parametrize(
@@ -199,10 +209,8 @@ def test_only_calculated_items_count_as_scores_and_several_are_named_apart() -> 
         ("total", observation(5, "moderate")),
         questionnaire=questionnaire,
     )
-    assert [(s.key, s.name) for s in latest.scores] == [
-        ("total", "Distress (3 items) Distress total"),
-        ("sleep", "Distress (3 items) Sleep subscale"),
-    ]
+    assert [(s.key, s.name) for s in latest.scores] == [("total", "Distress total"), ("sleep", "Sleep subscale")]
+    assert latest.headline_name == "Distress (3 items)"  # the first score is the instrument's total
 
 
 def test_a_stored_flag_is_read_as_a_safety_concern() -> None:
@@ -224,23 +232,88 @@ def test_no_data_no_cards() -> None:
     assert cards_for() == []
 
 
-def test_critical_cards_come_first_then_warnings_then_information() -> None:
+def test_cards_come_in_the_apps_attention_order() -> None:
+    """Safety, reliably worse, most severe band, due, reliably better, then every measure's latest score."""
     flag_id = str(uuid.uuid4())
     older = SafetyConcern("f-older", "Earlier safety item", datetime(2026, 4, 1))
     concern = SafetyConcern(flag_id, "Thoughts of self-harm were reported", NOW - timedelta(days=1), "PHQ-9", "r1")
-    worse = score(band="Moderately severe", change="deteriorated", difference=7.0)
-    cards = cards_for(measure(worse, completed=NOW - timedelta(days=40)), concerns=(older, concern))
-    assert [c.indicator for c in cards] == ["critical", "critical", "warning", "info", "info"]
+    severe_k10 = measure(
+        score(name="K10", key="k10", value=47, band="Severe", band_severity="warning", most_severe_band=True),
+        instrument="K10", questionnaire_id="k10", questionnaire_url="http://x/k10", response_id="rk",
+        completed=NOW - timedelta(days=1),
+    )  # fmt: skip  # newer than the PHQ-9, but not reliably worse: after it
+    worse_phq9 = measure(
+        score(band="Moderately severe", change="deteriorated", difference=7.0), completed=NOW - timedelta(days=40)
+    )
+    better_gad7 = measure(
+        score(name="GAD-7", value=5, band="Mild", change="improved", difference=-8.0),
+        instrument="GAD-7", questionnaire_id="gad-7", questionnaire_url="http://x/gad-7", response_id="rg",
+    )  # fmt: skip
+    cards = cards_for(severe_k10, worse_phq9, better_gad7, concerns=(older, concern))
+    assert [(c.indicator, c.summary) for c in cards] == [
+        ("critical", "Safety: Thoughts of self-harm were reported (PHQ-9) on 19 Apr, not reviewed"),
+        ("critical", "Safety: Earlier safety item on 1 Apr, not reviewed"),
+        ("warning", "PHQ-9 12 (moderately severe): reliably worse, 7 higher than last time"),
+        ("warning", "K10 47 (severe): in the most severe band"),
+        ("info", "PHQ-9 is due: last completed 11 Mar, 40 days ago (every 28 days)"),
+        ("info", "GAD-7 5 (mild): reliably better, 8 lower than last time"),
+        ("info", "Latest: K10 47 (severe); GAD-7 5 (mild); PHQ-9 12 (moderately severe)"),
+    ]
     first = cards[0]
     assert first.uuid == flag_id
-    assert first.summary == "Safety: Thoughts of self-harm were reported (PHQ-9, 19 April)"
     assert "not yet reviewed" in first.detail
     (link,) = first.links
     assert link.type == "smart" and link.url == "https://proms.example/app/launch"
     assert json.loads(link.app_context or "") == {"patient": "p1", "flag": flag_id, "questionnaireResponse": "r1"}
-    assert cards[1].summary == "Safety: Earlier safety item (1 April)"
-    assert cards[2].summary == "PHQ-9 12 (moderately severe): reliably worse than last time"
-    assert cards[4].summary.startswith("PHQ-9 is due")
+
+
+def test_a_safety_summary_says_which_item_was_answered_how_and_when() -> None:
+    answered = FlaggedAnswer(
+        "/44260-8", "9", "Thoughts that you would be better off dead or of hurting yourself in some way",
+        "More than half the days",
+    )  # fmt: skip
+    message = (
+        "PHQ-9 item 9 answered above 'Not at all': thoughts that they would be better off dead or of hurting "
+        "themselves were reported. Review risk with the person."
+    )
+    concern = SafetyConcern("f1", message, datetime(2025, 11, 28, 10), "PHQ-9", "r1", answered)
+    (card,) = cards_for(concerns=(concern,))
+    assert card.summary == "Safety: PHQ-9 item 9 answered 'More than half the days' on 28 Nov 2025, not reviewed"
+    assert len(card.summary) < 140
+    assert (
+        "PHQ-9 item 9, “Thoughts that you would be better off dead or of hurting yourself in some way”, was "
+        "answered **“More than half the days”** on 28 November 2025."
+    ) in card.detail
+    assert "Review risk with the person." in card.detail
+    # Even a very long answer keeps the summary under 140 characters, and what matters in it.
+    wordy = FlaggedAnswer("x", "6", "I made plans", "An answer " * 20)
+    long_concern = SafetyConcern("f2", message, datetime(2026, 4, 19), "CORE-10", "r2", wordy)
+    summary = cards_for(concerns=(long_concern,))[0].summary
+    assert len(summary) < 140
+    assert summary.startswith("Safety: CORE-10 item 6 answered 'An answer") and summary.endswith(
+        "…' on 19 Apr, not reviewed"
+    )
+
+
+def test_an_instrument_with_several_scores_is_one_card_quoted_by_its_headline() -> None:
+    k10 = measure(
+        score(key="k10-total", name="K10 total score, Australian scoring", value=47, band="Severe",
+              band_severity="warning", most_severe_band=True),
+        score(key="k10-total-0-4", name="K10 total score, 0-4 scoring", value=37),
+        score(key="k6-total", name="K6 total score from the six K6 items of the K10", value=23,
+              band="Probable serious mental illness", band_severity="warning", most_severe_band=True),
+        instrument="K10", questionnaire_id="k10", questionnaire_url="http://x/k10",
+    )  # fmt: skip
+    warning, summary = cards_for(k10)
+    assert warning.summary == "K10 47 (severe): in the most severe band"
+    assert summary.summary == "K10 47 (severe), no earlier score to compare"
+    for card in (warning, summary):
+        assert "K10 K6" not in card.summary and "K10 23" not in card.summary
+        assert "- **K10** 47 (severe)" in card.detail
+        assert "    - **K6 total score from the six K6 items of the K10** 23 (probable serious mental illness)" in (
+            card.detail
+        )
+        assert "    - **K10 total score, 0-4 scoring** 37" in card.detail
 
 
 def test_a_flag_card_uuid_leads_back_to_its_flag() -> None:
@@ -258,7 +331,7 @@ def test_a_flag_card_uuid_leads_back_to_its_flag() -> None:
         (
             {"band": "Severe", "band_severity": "warning", "most_severe_band": True, "change": "deteriorated",
              "difference": 8.0, "previous_completed": datetime(2026, 3, 3)},
-            "PHQ-9 24 (severe): reliably worse than on 3 March and in the most severe band",
+            "PHQ-9 24 (severe): reliably worse, 8 higher than on 3 Mar; in the most severe band",
         ),
         ({"band": "Crisis", "band_severity": "critical"}, "PHQ-9 24 (crisis): in a band marked critical"),
     ],
@@ -280,7 +353,7 @@ def test_normal_scores_give_one_information_card() -> None:
                       previous_completed=datetime(2026, 3, 3))  # fmt: skip
     (card,) = cards_for(measure(improving))
     assert card.indicator == "info"
-    assert card.summary == "PHQ-9 12 (moderate), 4 lower than on 3 March: no reliable change"
+    assert card.summary == "PHQ-9 12 (moderate), 4 lower than on 3 Mar: no reliable change"
     assert card.detail.endswith(
         "- **PHQ-9** 12 (moderate), 4 lower than on 3 March: no reliable change (completed 17 April)"
     )
@@ -294,15 +367,15 @@ def test_the_summary_lists_every_instrument_newest_first_within_140_characters()
         for n in range(1, 12)
     ]  # fmt: skip
     (card,) = cards_for(*measures)
-    assert card.summary.startswith("Latest scores: Measure 1 1 (mild); Measure 2 2 (mild)")
-    assert len(card.summary) < 140 and card.summary.endswith("…")
+    assert card.summary.startswith("Latest: Measure 1 1 (mild); Measure 2 2 (mild)")
+    assert len(card.summary) < 140 and card.summary.endswith(" more")
     assert card.detail.index("**Measure 1**") < card.detail.index("**Measure 2**")
 
 
 def test_markdown_in_definitions_is_shown_literally() -> None:
     concern = SafetyConcern("f1", "Score *very* high [see notes]", NOW)
     (card,) = cards_for(concerns=(concern,))
-    assert r"**Score \*very\* high \[see notes\]**" in card.detail
+    assert r"Score \*very\* high \[see notes\]" in card.detail and "*very*" not in card.detail
 
 
 def test_card_uuids_are_stable_for_the_same_situation() -> None:
@@ -339,8 +412,8 @@ def test_the_overdue_card_lists_the_most_overdue_first() -> None:
     dialog = measure(instrument="DIALOG", questionnaire_id="dialog", questionnaire_url="http://x/dialog",
                      response_id="r3", completed=NOW - timedelta(days=400))  # fmt: skip  # not scheduled
     cards = cards_for(phq9, k10, dialog, settings=settings)
-    overdue = cards[-1]
-    assert overdue.summary == "Measures due: K10 (last 10 January), PHQ-9 (last 21 March)"
+    overdue = cards[0]
+    assert overdue.summary == "Due: K10 (last 10 Jan); PHQ-9 (last 21 Mar)"
     assert "- **K10**: last completed 10 January, 100 days ago; due every 84 days (16 days overdue)" in overdue.detail
     assert "DIALOG" not in overdue.detail
     assert json.loads(overdue.links[0].app_context or "")["questionnaires"] == ["http://x/k10", PHQ9_URL]

@@ -136,3 +136,28 @@ def test_domain_summaries_average_each_recovery_domain() -> None:
     by_domain = {s.domain: (round(s.mean, 3), s.items) for s in summaries}
     identity = by_domain["Identity"]
     assert identity[0] < 1.0 and sum(items for _, items in by_domain.values()) == 15
+
+
+def test_an_answers_distance_from_the_best_answer_honours_reverse_scored_items() -> None:
+    """CORE-10 item 2 is worded positively: "Not at all" weighs 4 there, so it is the worst answer, not the best."""
+    core10 = questionnaire("core-10")
+    weights = dict.fromkeys(choice_ids(core10), 0.0) | {"core-10-1": 3.0, "core-10-2": 4.0}
+    ratings = rate_items(core10, answered(core10, weights, authored="2026-01-01", response_id="r"), profile_only=False)
+    by_id = {r.link_id: r for r in ratings}
+    tense, support, plans = by_id["core-10-1"], by_id["core-10-2"], by_id["core-10-6"]
+    assert (tense.answer, tense.points_from_best, tense.span, tense.distance) == ("Often", 3.0, 4.0, 0.75)
+    assert (support.answer, support.points_from_best, support.distance) == ("Not at all", 4.0, 1.0)
+    assert (by_id["core-10-3"].answer, by_id["core-10-3"].distance) == ("Most or all of the time", 0.0)
+    assert plans.safety and plans.prefix == "6" and plans.distance == 0.0
+    assert [r.link_id for r in ratings if r.safety] == ["core-10-6"]
+
+
+def test_on_a_higher_is_better_scale_the_highest_answer_is_the_best() -> None:
+    dialog = questionnaire("dialog")
+    ratings = rate_items(
+        dialog, answered(dialog, {"dialog-1": 7.0, "dialog-2": 1.0}, authored="2026-01-01", response_id="r")
+    )
+    assert [(r.link_id, r.points_from_best, r.span, r.distance) for r in ratings] == [
+        ("dialog-1", 0.0, 6.0, 0.0),
+        ("dialog-2", 6.0, 6.0, 1.0),
+    ]

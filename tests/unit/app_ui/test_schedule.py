@@ -1,10 +1,13 @@
-"""Next due dates: the schedule by Questionnaire id or url ('*' the default, else 28 days), overdue first."""
+"""Next due dates: the schedule by Questionnaire id or url ('*' the default, else 28 days), overdue first.
+
+"Due" means due now (overdue, due today, scheduled and never done); a later date is only "next due".
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from service.app_ui.schedule import Measure, describe_due, due_measures, interval_days
+from service.app_ui.schedule import Measure, describe_due, due_detail, due_measures, interval_days
 
 TODAY = date(2026, 3, 31)
 
@@ -32,9 +35,10 @@ def test_due_dates_overdue_first_and_scheduled_but_never_done_due_now() -> None:
         ("phq-9", "overdue", date(2026, 3, 29), 2),
         ("k10", "due-today", date(2026, 3, 31), 0),
         ("gad-7", "not-started", TODAY, 0),
-        ("qpr-15", "due", date(2026, 4, 17), 0),
+        ("qpr-15", "not-yet-due", date(2026, 4, 17), 0),
     ]
     assert [d.overdue for d in due] == [True, True, False, False, False]
+    assert [d.due_now for d in due] == [True, True, True, True, False]
     assert [describe_due(d) for d in due] == [
         "Overdue by 92 days (was due 29 Dec 2025)",
         "Overdue by 2 days (was due 29 Mar 2026)",
@@ -42,6 +46,18 @@ def test_due_dates_overdue_first_and_scheduled_but_never_done_due_now() -> None:
         "Due now: not completed yet",
         "Next due 17 Apr 2026",
     ]
+    assert [due_detail(d) for d in due] == [
+        "was due 29 Dec 2025, 92 days ago",
+        "was due 29 Mar 2026, 2 days ago",
+        "due today",
+        "scheduled, not completed yet",
+        "next due 17 Apr 2026",
+    ]
+
+
+def test_an_interval_of_zero_means_never_due() -> None:
+    measures = [Measure("dialog", "u/dialog", "DIALOG", datetime(2025, 1, 1)), Measure("k10", "u/k10", "K10", None)]
+    assert due_measures(measures, {"dialog": 0, "k10": 0}, TODAY) == []
 
 
 def test_one_day_late_reads_in_the_singular() -> None:

@@ -65,7 +65,7 @@ def banner(settings: Settings) -> str:
     if settings.clinician_app_enabled:
         lines.append(f"  clinician app   {root}/app")
     if (launcher := launcher_url(settings)) is not None:
-        lines.append(f"  clinician app   {launcher}  (development launcher: pick a demo person, no EHR needed)")
+        lines.append(f"  clinician app   {launcher}  (development launcher: no EHR needed)")
     lines += [
         f"  CDS Hooks       {root}/cds-services",
         f"  operations      {root}/healthz  {root}/readyz  {root}/metrics",

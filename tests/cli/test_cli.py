@@ -145,6 +145,12 @@ def test_the_banner_says_where_everything_is() -> None:
     )
     assert "https://proms.example.org/app" in with_app
     assert "AUTHENTICATION IS OFF" in banner(settings.with_(auth_mode="none"))
+    assert "dev-ehr" not in banner(settings.with_(auth_mode="none"))  # not loopback: no development launcher
+    local = Settings(auth_mode="none")  # as make run and make demo serve
+    assert (
+        "  clinician app   http://127.0.0.1:8080/dev-ehr/  (development launcher: no EHR needed)"
+        in banner(local).splitlines()
+    )
 
 
 def test_ready_fails_when_nothing_answers(tmp_path: Path) -> None:

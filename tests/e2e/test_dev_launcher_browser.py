@@ -52,12 +52,12 @@ def banner_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         wait_until_ready(base, process, lambda: process.communicate(timeout=5)[1].decode(), timeout=30)
         deadline = time.monotonic() + 10
-        while not (found := re.search(rb"development launcher\): (\S+)", out.read_bytes())):
+        while not (found := re.search(rb"clinician app +(\S+) +\(development launcher", out.read_bytes())):
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.1)
         lines = out.read_text().splitlines()
-        assert lines[0].startswith("Recovery PROM service: FHIR API at")  # the banner, then its own line
-        assert lines[1] == f"Clinician app without an EHR (development launcher): {base}/dev-ehr/"
+        assert lines[0].startswith("Recovery PROM service ")  # the banner, with the launcher on a line of its own
+        assert f"  clinician app   {base}/dev-ehr/  (development launcher: no EHR needed)" in lines
         yield found.group(1).decode()
     finally:
         stop(process)

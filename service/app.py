@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from flask import Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import dev_launch
 from service.api import (
@@ -24,6 +25,7 @@ from service.api import (
     smart_app,
     subscriptions,
 )
+from service.api.throttle import AuthFailureThrottle
 from service.api.web import ServiceApp, Web
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
@@ -232,7 +234,11 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         metrics=metrics,
         capability_statement=build_capability_statement(settings),
         cds_verifier=cds_hooks.cds_verifier(settings),
+        throttle=AuthFailureThrottle(settings),
     )
+    if settings.trusted_proxies:
+        # The client's address (audit, throttle) from X-Forwarded-For, as set by that many trusted proxies.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     _request_hooks(app, settings, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)

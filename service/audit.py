@@ -22,6 +22,8 @@ from service.store.repository import ResourceRepository
 
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E"}
 INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+# Interactions on one named resource: their AuditEvent names it even when the access was refused.
+INSTANCE_INTERACTIONS = frozenset({"read", "vread", "history-instance", "update", "delete"})
 SOURCE = "recovery-proms"
 
 
@@ -50,6 +52,13 @@ def note(resource_type: str, resource_id: str, patient: str | None) -> None:
     if reference not in context.entities:
         context.entities.append(reference)
     if patient:
+        context.patients.add(patient)
+
+
+def note_patient(patient: str) -> None:
+    """Remember a patient whose data the current request disclosed or touched."""
+    context = current_audit.get()
+    if context is not None:
         context.patients.add(patient)
 
 
@@ -83,12 +92,17 @@ def audit_event(context: AuditContext, status: int) -> dict[str, Any]:
         agent["altId"] = grant.user
     if context.address:
         agent["network"] = {"address": context.address, "type": "2"}
+    references = list(context.entities)
+    if interaction.name in INSTANCE_INTERACTIONS and interaction.resource_type and interaction.resource_id:
+        asked = f"{interaction.resource_type}/{interaction.resource_id}"
+        if asked not in references:  # refused, or unknown: what was asked for is recorded all the same
+            references.insert(0, asked)
     entities: list[dict[str, Any]] = [
         {
             "what": {"reference": reference},
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
         }
-        for reference in context.entities
+        for reference in references
     ]
     for patient in sorted(context.patients | ({grant.patient} if grant and grant.patient else set())):
         entities.append(

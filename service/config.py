@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "recovery-proms"  # the name in pyproject.toml
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+sentinel://")
 # The drivers the service installs: sqlite3 (stdlib) and psycopg 3. A bare postgresql:// would ask for psycopg2.
 DATABASE_URL = re.compile(r"^(sqlite(\+pysqlite)?|postgresql\+psycopg)://")
 
@@ -97,6 +99,25 @@ def _check_key_set(name: str, path: Path) -> None:
         raise SettingsError(f"{name} is not a JSON Web Key Set with at least one key: {path}")
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate such as 20/minute or 100 per hour."""
+    raw = env.get(name) or default
+    if not re.fullmatch(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*", raw):
+        raise SettingsError(f"{name} must be a rate such as 20/minute, got {raw!r}")
+    return raw
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """CIDR networks, comma-separated (e.g. 10.20.0.0/16,fd00::/8)."""
+    networks = _list(env.get(name))
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name} must list networks such as 10.20.0.0/16, got {network!r}") from None
+    return networks
+
+
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     return Path(raw) if raw else default
@@ -139,6 +160,16 @@ class Settings:
     cds_issuers: tuple[str, ...] = ()
     cds_jwks_url: str | None = None
     cds_jwks_file: Path | None = None
+    # Networks subscription notifications may be sent to although they are not public (an organisation's own
+    # integration engines), as CIDRs. Everything private, loopback or link-local is refused otherwise.
+    subscription_allowed_networks: tuple[str, ...] = ()
+    # Refused bearer tokens allowed per client address before it is answered 429 (service/api/throttle.py), and
+    # where the counts live (the limits library's storage URI: memory:// per process, redis://host:6379 shared).
+    auth_failure_limit: str = "20/minute"
+    rate_limit_storage: str = "memory://"
+    # How many proxies (load balancers) in front of the service set X-Forwarded-For: the client's address (for the
+    # audit and the throttle) is taken from that header only when this is set.
+    trusted_proxies: int = 0
     # How often each measure is due, in days, by Questionnaire id or url ('*': the default, else 28).
     schedule: tuple[tuple[str, int], ...] = ()
     faults: str = ""  # test only: see service/faults.py
@@ -193,6 +224,10 @@ class Settings:
             raise SettingsError("PROMS_APP_SECRET_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)")
         if self.smart_client_id and not self.app_secret_key:
             raise SettingsError("PROMS_SMART_CLIENT_ID needs PROMS_APP_SECRET_KEY (the clinician app's session key)")
+        if not self.rate_limit_storage.startswith(RATE_LIMIT_STORAGES):
+            raise SettingsError(
+                f"PROMS_RATE_LIMIT_STORAGE must be memory:// or a redis:// URL, got {self.rate_limit_storage!r}"
+            )
         if self.cds_jwks_url and self.cds_jwks_file:
             raise SettingsError("Set PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE, not both")
 
@@ -255,6 +290,10 @@ class Settings:
             cds_issuers=_list(env.get("PROMS_CDS_ISSUERS")),
             cds_jwks_url=env.get("PROMS_CDS_JWKS_URL") or None,
             cds_jwks_file=Path(env["PROMS_CDS_JWKS_FILE"]) if env.get("PROMS_CDS_JWKS_FILE") else None,
+            subscription_allowed_networks=_networks(env, "PROMS_SUBSCRIPTION_ALLOWED_NETWORKS"),
+            auth_failure_limit=_rate(env, "PROMS_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
+            rate_limit_storage=env.get("PROMS_RATE_LIMIT_STORAGE") or defaults.rate_limit_storage,
+            trusted_proxies=_int(env, "PROMS_TRUSTED_PROXIES", defaults.trusted_proxies),
             schedule=_schedule(env.get("PROMS_SCHEDULE")),
             faults=env.get("PROMS_FAULTS", ""),
             worker_poll_seconds=_float(env, "PROMS_WORKER_POLL_SECONDS", defaults.worker_poll_seconds, minimum=0.01),

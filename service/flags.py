@@ -1,20 +1,27 @@
 """Reviewing safety Flags. Scoring raises them; a clinician's only change to one is to mark it reviewed (inactive),
-or active again."""
+or active again. Reviewing is a clinician's act: never a patient-scoped token's. A review ends the Flag's period
+and is recorded, with who did it, as a Provenance of the reviewed version (and in the request's AuditEvent)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from service.auth.access import Grant
-from service.fhir.errors import Gone, MethodNotAllowed, NotFound, PreconditionFailed, Unprocessable
+from service.fhir.dates import instant_text, utcnow
+from service.fhir.errors import Forbidden, Gone, MethodNotAllowed, NotFound, PreconditionFailed, Unprocessable
 from service.fhir.issues import Issue
+from service.fhir.versions import StoredVersion
 from service.resources import read
 from service.services import Services
 from service.store.access import check_body, subject_patient
-from service.store.kinds import FLAG
+from service.store.kinds import FLAG, PROVENANCE
+from service.store.repository import ResourceRepository
 from service.writes import WriteResult, check_update_id, current_resource, refusing_conflicts, replace, row_to_update
 
 REVIEWABLE = ("active", "inactive")
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
 def update_flag(
@@ -22,6 +29,11 @@ def update_flag(
 ) -> WriteResult:
     """PUT Flag/{id}: only the status may change, between active and inactive (reviewed)."""
     check_update_id(FLAG, flag_id, resource)
+    if grant.is_patient:
+        raise Forbidden(
+            "Reviewing a safety flag is a clinician's act: a patient-scoped token cannot change a Flag (a user/ or "
+            "system/ scope is needed)"
+        )
     check_body(FLAG, grant, subject_patient(resource))
     with refusing_conflicts(FLAG), services.db.transaction() as session:
         row = row_to_update(session, services, FLAG, flag_id, grant, if_match=if_match)
@@ -33,8 +45,8 @@ def update_flag(
         current = current_resource(row)
         if current is None:
             raise Unprocessable(f"Flag/{flag_id} was deleted with its response", code="not-found")
-        unchanged = {k: v for k, v in current.items() if k not in ("meta", "status")}
-        proposed = {k: v for k, v in resource.items() if k not in ("meta", "status")}
+        unchanged = {k: v for k, v in current.items() if k not in ("meta", "status", "period")}
+        proposed = {k: v for k, v in resource.items() if k not in ("meta", "status", "period")}
         if unchanged != proposed or resource.get("status") not in REVIEWABLE or current.get("status") not in REVIEWABLE:
             raise Unprocessable(
                 Issue(
@@ -45,8 +57,56 @@ def update_flag(
                     "Flag.status",
                 )
             )
-        stored = replace(session, FLAG, row, {**current, "status": resource["status"]})
+        status = str(resource["status"])
+        if status == current.get("status"):
+            stored = replace(session, services, FLAG, row, current, grant)
+        else:
+            stored = replace(session, services, FLAG, row, _with_status(current, status), grant)
+            _record_review(session, services, stored, grant, status)
     return WriteResult(stored, created=False)
+
+
+def _with_status(current: dict[str, Any], status: str) -> dict[str, Any]:
+    """Reviewed: the flag's period ends now. Active again: it is open-ended once more."""
+    period = dict(current.get("period") or {})
+    if status == "inactive":
+        period["end"] = instant_text(utcnow())
+    else:
+        period.pop("end", None)
+    changed = {**current, "status": status}
+    if period:
+        changed["period"] = period
+    else:
+        changed.pop("period", None)
+    return changed
+
+
+def reviewer_of(grant: Grant) -> dict[str, Any]:
+    """The reviewer as a Provenance agent names them: the user the token speaks for, and the client it came from."""
+    who: dict[str, Any] = {"display": grant.user or grant.client_id or "unidentified reviewer"}
+    if grant.user:
+        who["identifier"] = {"value": grant.user}
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "verifier", "display": "Verifier"}]},
+        "who": who,
+    }
+    if grant.client_id:
+        agent["onBehalfOf"] = {"display": f"client {grant.client_id}"}
+    return agent
+
+
+def _record_review(session: Session, services: Services, stored: StoredVersion, grant: Grant, status: str) -> None:
+    record = {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"Flag/{stored.id}/_history/{stored.version_id}"}],
+        "recorded": instant_text(stored.last_updated),
+        "activity": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}],
+            "text": "safety flag reviewed" if status == "inactive" else "safety flag marked for review again",
+        },
+        "agent": [reviewer_of(grant)],
+    }
+    ResourceRepository(session, PROVENANCE).create_many([(record, None, {})], now=stored.last_updated)
 
 
 def mark_flag_reviewed(services: Services, flag_id: str, grant: Grant) -> bool:

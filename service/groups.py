@@ -56,9 +56,9 @@ def update_group(
     with refusing_conflicts(GROUP), services.db.transaction() as session:
         row = row_to_update(session, services, GROUP, group_id, grant, if_match=if_match)
         if row is None:
-            _, stored = insert(session, GROUP, resource, resource_id=group_id)
+            _, stored = insert(session, services, GROUP, resource, grant, resource_id=group_id)
             return WriteResult(stored, created=True)
-        return WriteResult(replace(session, GROUP, row, resource), created=False)
+        return WriteResult(replace(session, services, GROUP, row, resource, grant), created=False)
 
 
 def delete_group(services: Services, group_id: str, grant: Grant) -> StoredVersion | None:

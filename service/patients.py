@@ -27,7 +27,7 @@ from service.store import summary
 def patient_data(services: Services, patient_id: str, grant: Grant) -> PatientData:
     """The latest score on each measure with its change, and the unreviewed safety flags, of ``Patient/{id}``, each
     flag with how its safety item was answered (read from its response as the API reads it, with ``grant``)."""
-    audit.note("Patient", patient_id, patient_id)
+    audit.note_patient(patient_id)
     with services.db.read_session() as session:
         records = summary.patient_records(session, patient_id)
         scores = [o.resource for observations in records.observations.values() for o in observations]

@@ -101,10 +101,10 @@ def update_questionnaire(
     with refusing_conflicts(QUESTIONNAIRE), services.db.transaction() as session:
         row = row_to_update(session, services, QUESTIONNAIRE, resource_id, grant, if_match=if_match)
         if row is None:
-            _, stored = insert(session, QUESTIONNAIRE, resource, resource_id=resource_id)
+            _, stored = insert(session, services, QUESTIONNAIRE, resource, grant, resource_id=resource_id)
             return WriteResult(stored, created=True)
         _check_still_editable(resource_id, current_resource(row), resource)
-        return WriteResult(replace(session, QUESTIONNAIRE, row, resource), created=False)
+        return WriteResult(replace(session, services, QUESTIONNAIRE, row, resource, grant), created=False)
 
 
 def delete_questionnaire(services: Services, resource_id: str, grant: Grant) -> StoredVersion | None:

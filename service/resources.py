@@ -76,13 +76,22 @@ def served(resource_type: str) -> ServedType:
 
 
 def load_row(session: Session, services: Services, kind: ResourceKind, resource_id: str, grant: Grant) -> ResourceRow:
-    """A stored resource the grant may see (404 if unknown, 403 outside the grant), noted for the audit."""
+    """A stored resource the grant may see, noted for the audit. 404 both when it is unknown and when it is outside
+    the grant: a caller cannot tell another patient's resource from one that does not exist."""
     row = ResourceRepository(session, kind).get_row(resource_id)
-    if row is None:
+    if row is None or not visible(session, services, kind, row, grant):
         raise NotFound(f"{kind.resource_type}/{resource_id} is not known")
-    check_row(session, kind, grant, row, services.settings.base_url)
     audit.note(kind.resource_type, row.id, kind.compartment(row) if kind.compartment else None)
     return row
+
+
+def visible(session: Session, services: Services, kind: ResourceKind, row: ResourceRow, grant: Grant) -> bool:
+    """Whether the grant lets its holder see this stored resource (its patient, its scope filter)."""
+    try:
+        check_row(session, kind, grant, row, services.settings.base_url)
+    except Forbidden:
+        return False
+    return True
 
 
 def read(services: Services, resource_type: str, resource_id: str, grant: Grant) -> StoredVersion:
@@ -179,12 +188,14 @@ def search(
     kind = served(resource_type).kind
     restrict_search(kind, grant, request, services.settings.base_url)
     if grant.patient:
-        audit.note("Patient", grant.patient, grant.patient)
+        audit.note_patient(grant.patient)
     with services.db.read_session() as session:
         if request.summary_count:
             return SearchResult([], store_search.count(session, kind, request), None, None)
         page = store_search.search(session, kind, request)
         included = _included(session, services, request, page.matches, grant, included_grants or {})
+    for patient in page.patients:  # whose data was disclosed, not only what was asked for
+        audit.note_patient(patient)
     return SearchResult(page.matches, page.total, page.next_page, page.previous_page, included)
 
 

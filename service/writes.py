@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from service import audit
 from service.auth.access import Grant
 from service.fhir import jsonio
-from service.fhir.errors import BadRequest, Conflict, FhirError, PreconditionFailed, Unprocessable
+from service.fhir.errors import BadRequest, Conflict, FhirError, NotFound, PreconditionFailed, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.versions import StoredVersion
-from service.resources import load_row, parse_search
+from service.resources import load_row, parse_search, visible
 from service.services import Services
 from service.store import search as store_search
 from service.store.access import check_body, check_row, restrict_search
@@ -91,13 +91,14 @@ def row_to_update(
     if_match: int | None,
 ) -> ResourceRow | None:
     """The stored row an update replaces (None: there is none, so the update creates it with the client's id).
-    412 when If-Match names another version; 403 outside the grant."""
+    412 when If-Match names another version; 404 outside the grant, as for a read."""
     row = ResourceRepository(session, kind).get_row(resource_id)
     if row is None:
         if if_match is not None:
             raise PreconditionFailed(f"If-Match given but {kind.resource_type}/{resource_id} does not exist")
         return None
-    check_row(session, kind, grant, row, services.settings.base_url)
+    if not visible(session, services, kind, row, grant):
+        raise NotFound(f"{kind.resource_type}/{resource_id} is not known")
     if if_match is not None and if_match != row.version_id:
         raise PreconditionFailed(
             f"Version conflict: If-Match names version {if_match} but the current version of "
@@ -121,31 +122,44 @@ def current_resource(row: ResourceRow) -> dict[str, Any] | None:
 
 def insert(
     session: Session,
+    services: Services,
     kind: ResourceKind,
     resource: Mapping[str, Any],
+    grant: Grant,
     *,
     resource_id: str | None = None,
     columns: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> tuple[ResourceRow, StoredVersion]:
-    """Store version 1 of the resource the client wrote, with its AuditEvent."""
+    """Store version 1 of the resource the client wrote, with its AuditEvent; refused (and rolled back) if what
+    was written falls outside the grant (its patient, or its scope filter)."""
     ((row, stored),) = ResourceRepository(session, kind).create_many([(resource, resource_id, columns or {})], now=now)
+    within_grant(session, services, kind, row, grant)
     audit_write(session, kind, row, stored, 201)
     return row, stored
 
 
 def replace(
     session: Session,
+    services: Services,
     kind: ResourceKind,
     row: ResourceRow,
     resource: Mapping[str, Any],
+    grant: Grant,
     *,
     columns: Mapping[str, Any] | None = None,
 ) -> StoredVersion:
-    """Store the client's new version of a row, with its AuditEvent."""
+    """Store the client's new version of a row, with its AuditEvent; refused if it falls outside the grant."""
     stored = ResourceRepository(session, kind).update(row, resource, columns)
+    within_grant(session, services, kind, row, grant)
     audit_write(session, kind, row, stored, 200)
     return stored
+
+
+def within_grant(session: Session, services: Services, kind: ResourceKind, row: ResourceRow, grant: Grant) -> None:
+    """What a client wrote must be something its grant lets it see: a scope filter such as
+    ``system/QuestionnaireResponse.c?questionnaire=...`` applies to what is written, not only to what is read."""
+    check_row(session, kind, grant, row, services.settings.base_url)
 
 
 def delete(session: Session, kind: ResourceKind, row: ResourceRow) -> StoredVersion:
@@ -201,7 +215,7 @@ def create(
     with refusing_conflicts(kind), services.db.transaction() as session:
         if if_none_exist is not None and (found := match(session, services, kind, if_none_exist, grant)) is not None:
             return WriteResult(found, created=False, existing=True)
-        _, stored = insert(session, kind, resource, columns=columns)
+        _, stored = insert(session, services, kind, resource, grant, columns=columns)
     return WriteResult(stored, created=True)
 
 

@@ -40,8 +40,14 @@ class Clinician:
         """The API's grant for a patient-scoped token: definitions are open, health data is this patient's only."""
         if resource_type in PUBLIC_DEFINITIONS:
             return Grant(unrestricted=True, client_id=self.client_id, user=self.user, scopes=self.scopes)
+        # Confined to the launched patient, acting as the clinician who launched the app.
         return Grant(
-            unrestricted=False, patient=self.subject, client_id=self.client_id, user=self.user, scopes=self.scopes
+            unrestricted=False,
+            patient=self.subject,
+            client_id=self.client_id,
+            user=self.user,
+            scopes=self.scopes,
+            acting_as="user",
         )
 
 

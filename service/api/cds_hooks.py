@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from service.api.http import audited
 from service.api.web import services, web
 from service.audit import AuditContext, current_audit
-from service.auth.access import Grant, Interaction
+from service.auth.access import OPEN, Grant, Interaction
 from service.auth.tokens import InvalidToken, TokenVerifier
 from service.cds.cards import CardSettings, Source, patient_view_cards
 from service.cds.schemas import (
@@ -38,6 +38,7 @@ from service.fhir.issues import Issue
 from service.fhir.jsonio import check_limits
 from service.flags import mark_flag_reviewed
 from service.patients import patient_data
+from service.token_replay import first_use
 
 SERVICE_ID = "recovery-proms"
 JSON_TYPES = ("application/json", "application/fhir+json")
@@ -128,7 +129,7 @@ def _bearer(authorization: str | None) -> str:
 def authenticate(settings: Settings, verifier: TokenVerifier | None, authorization: str | None) -> Grant:
     """The CDS client calling: its signed JWT must name this service as ``aud`` and come from a trusted ``iss``."""
     if settings.auth_mode == "none":
-        return Grant(unrestricted=True)
+        return OPEN
     if verifier is None:
         raise Unauthorized(
             "This service trusts no CDS clients yet: set PROMS_CDS_ISSUERS and PROMS_CDS_JWKS_URL or "
@@ -137,15 +138,22 @@ def authenticate(settings: Settings, verifier: TokenVerifier | None, authorizati
         )
     try:
         claims = verifier.verify(_bearer(authorization))
-        if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        jti, issuer, expires = claims.get("jti"), claims.get("iss"), claims.get("exp")
+        if not isinstance(jti, str) or not jti:
             raise InvalidToken("the token has no jti (CDS Hooks requires one)")
+        if not isinstance(issuer, str) or not isinstance(expires, int):
+            raise InvalidToken("the token has no iss or exp")
+        if not first_use(services(), issuer, jti, expires):
+            raise InvalidToken("the token was used before (a CDS client's JWT is good for one call)")
     except InvalidToken as exc:
+        # The reason goes in the OperationOutcome only: a header never carries text taken from the token.
         raise Unauthorized(
             f"The CDS client's JWT was refused: {exc}",
-            headers={"WWW-Authenticate": WWW_AUTHENTICATE.format(exc)},
+            headers={"WWW-Authenticate": WWW_AUTHENTICATE.format("the token was refused")},
         ) from None
     client = claims.get("sub") or claims.get("client_id") or claims.get("iss")
-    return Grant(unrestricted=True, client_id=str(client) if client else None)
+    # The EHR calls for the clinician looking at the record (hook.user_id names them).
+    return Grant(unrestricted=True, client_id=str(client) if client else None, acting_as="user")
 
 
 def cds_interaction(name: str, resource_type: str) -> Callable[[F], F]:

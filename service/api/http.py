@@ -17,7 +17,15 @@ from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.fhir import jsonio
 from service.fhir.dates import http_date
-from service.fhir.errors import BadRequest, FhirError, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
+from service.fhir.errors import (
+    BadRequest,
+    FhirError,
+    Forbidden,
+    MethodNotAllowed,
+    NotAcceptable,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from service.fhir.versions import StoredVersion
 from service.resources import READ_WRITE, SERVED
 
@@ -96,14 +104,17 @@ def version_headers(stored: StoredVersion, base_url: str) -> dict[str, str]:
     }
 
 
-def _check_supported(interaction: Interaction) -> None:
+def _supported(interaction: Interaction) -> bool:
     served = SERVED.get(interaction.resource_type) if interaction.resource_type else None
-    if served is not None and interaction.name in READ_WRITE and interaction.name not in served.interactions:
-        raise MethodNotAllowed(
-            f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
-            "resources from the QuestionnaireResponses it scores; they can be read and searched",
-            headers={"Allow": "GET"},
-        )
+    return served is None or interaction.name not in READ_WRITE or interaction.name in served.interactions
+
+
+def _not_allowed(interaction: Interaction) -> MethodNotAllowed:
+    return MethodNotAllowed(
+        f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
+        "resources from the QuestionnaireResponses it scores; they can be read and searched",
+        headers={"Allow": "GET"},
+    )
 
 
 def grant() -> Grant:
@@ -124,11 +135,23 @@ def audited(context: AuditContext) -> Iterator[AuditOutcome]:
     Health data is not handed out unless its access was recorded: a failure to audit fails the request.
     """
     auditor = web().services.auditor
+    throttle = web().throttle
+    address = context.address or "unknown"
+    if throttle.blocked(address):
+        if throttle.first_in_window(address):  # recorded once per window, not once per attempt
+            context.query = f"throttled: more than {throttle.limit} refused authentications from this address"
+            auditor.record(context, 429, failed=True)
+        raise TooManyRequests(
+            "Too many requests with refused credentials from this address; wait a minute before trying again",
+            headers={"Retry-After": "60"},
+        )
     token = current_audit.set(context)
     outcome = AuditOutcome()
     try:
         yield outcome
     except FhirError as exc:
+        if exc.status == 401:
+            throttle.refused(address)
         auditor.record(context, exc.status, failed=True)
         raise
     except HTTPException as exc:
@@ -160,8 +183,16 @@ def fhir_interaction(
             context = AuditContext(interaction, request.remote_addr, query)
             with audited(context) as outcome:
                 negotiate()
-                _check_supported(interaction)
-                g.grant = context.grant = web().access.authorize(interaction, request.headers.get("Authorization"))
+                authorization = request.headers.get("Authorization")
+                if not _supported(interaction):
+                    # Refused whatever the token says, but who tried is recorded (a bad token is a 401 first).
+                    context.grant = web().access.identify(authorization)
+                    raise _not_allowed(interaction)
+                try:
+                    g.grant = context.grant = web().access.authorize(interaction, authorization)
+                except Forbidden:
+                    context.grant = web().access.identify(authorization)  # who was refused, for the audit
+                    raise
                 response = view(*args, **kwargs)
                 outcome.status = response.status_code
             return response

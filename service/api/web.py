@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
 
+from service.api.throttle import AuthFailureThrottle
 from service.auth.access import AccessPolicy
 from service.auth.tokens import TokenVerifier
 from service.observability import Metrics
@@ -25,6 +26,7 @@ class Web:
     metrics: Metrics
     capability_statement: dict[str, Any]
     cds_verifier: TokenVerifier | None  # the CDS clients trusted to call CDS Hooks (None: none)
+    throttle: AuthFailureThrottle  # refused authentications, per client address
 
 
 class ServiceApp(Flask):

@@ -28,6 +28,9 @@ OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 SYSTEM_ONLY_WRITES = frozenset({"Questionnaire"})
 # Not in a patient's compartment as the service serves them: never to patient-scoped tokens.
 NOT_FOR_PATIENT_SCOPES = frozenset({"AuditEvent", "Provenance"})
+# A patient may read these but only a clinician (user/) or a backend (system/) may change them: reviewing a safety
+# Flag is a clinician's act, and its card must not disappear because the person's own app said so.
+CLINICIAN_WRITES = frozenset({"Flag"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +65,39 @@ class Grant:
     client_id: str | None = None
     user: str | None = None
     scopes: tuple[str, ...] = ()
+    # No authentication in force (PROMS_AUTH=none, development on loopback): the caller is not limited by any token.
+    # Only NoAuthentication hands this out; a token, whatever it lacks, never makes a grant open.
+    open: bool = False
+    # Whose act this is, from the scopes that allowed it: "patient" (the person, or an app acting for them),
+    # "user" (a clinician), "system" (a backend service). Some acts are a clinician's only (reviewing a safety flag).
+    acting_as: str = "system"
+
+    @property
+    def is_patient(self) -> bool:
+        return self.acting_as == "patient"
 
 
-UNRESTRICTED = Grant(unrestricted=True)
+UNRESTRICTED = Grant(unrestricted=True)  # the service acting on its own behalf (loading the library, the demo)
+OPEN = Grant(unrestricted=True, open=True, acting_as="user")  # development: the one caller may act as a clinician
 
 
 class AccessPolicy(Protocol):
     def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
         """The caller's grant for this interaction; raises Unauthorized (401) or Forbidden (403)."""
 
+    def identify(self, authorization: str | None) -> Grant:
+        """Who is calling, allowed nothing (for the audit of a request refused for another reason); raises
+        Unauthorized (401) for a missing or invalid token."""
+
 
 class NoAuthentication:
     """Development mode: everyone may do everything. Refused unless the service listens on loopback."""
 
     def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
-        return UNRESTRICTED
+        return OPEN
+
+    def identify(self, authorization: str | None) -> Grant:
+        return OPEN
 
 
 def _merge_filters(scopes: list[Scope]) -> tuple[tuple[str, str], ...]:
@@ -90,6 +111,15 @@ def _merge_filters(scopes: list[Scope]) -> tuple[tuple[str, str], ...]:
     if len({scope.filters for scope in scopes}) == 1:
         return scopes[0].filters
     raise Forbidden("The token's scope filters for this resource type cannot be combined; request one scope")
+
+
+def _scope_words(claim: object) -> tuple[str, ...]:
+    """The scopes a token names, as ``scope`` (space-separated) or ``scp`` (a list of strings) carries them."""
+    if isinstance(claim, str):
+        return tuple(claim.split())
+    if isinstance(claim, list):
+        return tuple(word for word in claim if isinstance(word, str))
+    return ()
 
 
 class SmartAccess:
@@ -113,6 +143,12 @@ class SmartAccess:
                 headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
             ) from None
 
+    def identify(self, authorization: str | None) -> Grant:
+        claims = self._claims(authorization)
+        client_id = str(claims.get("client_id") or claims.get("azp") or "") or None
+        user = str(claims.get("sub") or "") or None
+        return Grant(unrestricted=False, client_id=client_id, user=user, scopes=_scope_words(claims.get("scope")))
+
     def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
         if interaction.name == "capabilities" or interaction.resource_type in OPEN_CONFORMANCE:
             return UNRESTRICTED  # discovery must work before a client has a token
@@ -121,9 +157,11 @@ class SmartAccess:
         scopes = parse_scopes(scope_claim if isinstance(scope_claim, str | list) else None)
         client_id = str(claims.get("client_id") or claims.get("azp") or "") or None
         user = str(claims.get("sub") or "") or None
-        granted = tuple(scope_claim.split()) if isinstance(scope_claim, str) else ()
+        granted = _scope_words(scope_claim)
 
-        def grant(patient: str | None = None, filters: tuple[tuple[str, str], ...] = ()) -> Grant:
+        def grant(
+            patient: str | None = None, filters: tuple[tuple[str, str], ...] = (), acting_as: str = "system"
+        ) -> Grant:
             return Grant(
                 unrestricted=patient is None and not filters,
                 patient=patient,
@@ -131,6 +169,7 @@ class SmartAccess:
                 client_id=client_id,
                 user=user,
                 scopes=granted,
+                acting_as=acting_as,
             )
 
         resource_type, permission = interaction.resource_type, interaction.permission
@@ -140,7 +179,7 @@ class SmartAccess:
             return grant()
         if resource_type in SYSTEM_ONLY_WRITES:
             contexts: tuple[str, ...] = ("system",)
-        elif resource_type in NOT_FOR_PATIENT_SCOPES:
+        elif resource_type in NOT_FOR_PATIENT_SCOPES or (resource_type in CLINICIAN_WRITES and permission in "cud"):
             contexts = ("user", "system")
         else:
             contexts = ("patient", "user", "system")
@@ -153,8 +192,9 @@ class SmartAccess:
             )
         broad = [scope for scope in found if scope.context != "patient"]
         if broad:
-            return grant(filters=_merge_filters(broad))
+            acting_as = "system" if any(scope.context == "system" for scope in broad) else "user"
+            return grant(filters=_merge_filters(broad), acting_as=acting_as)
         patient = claims.get("patient")
         if not isinstance(patient, str) or not patient:
             raise Forbidden("patient/ scopes need the token's patient (launch context) claim")
-        return grant(patient=patient, filters=_merge_filters(found))
+        return grant(patient=patient, filters=_merge_filters(found), acting_as="patient")

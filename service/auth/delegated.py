@@ -33,9 +33,7 @@ class Owner:
 
     @classmethod
     def of(cls, grant: Grant) -> Owner:
-        # Only NoAuthentication hands out an unrestricted grant with no token behind it (no client, no scopes).
-        is_open = grant.unrestricted and not grant.scopes and grant.client_id is None and grant.user is None
-        return cls(grant.client_id, grant.user, grant.patient, tuple(grant.scopes), is_open)
+        return cls(grant.client_id, grant.user, grant.patient, tuple(grant.scopes), grant.open)
 
     def to_json(self) -> str:
         return orjson.dumps(
@@ -59,11 +57,12 @@ class Owner:
             open=bool(data.get("open")),
         )
 
-    def same_client(self, grant: Grant) -> bool:
-        """The grant belongs to the client that asked (in development mode there is only one client)."""
-        if self.open:
-            return Owner.of(grant).open
-        return self.client_id is not None and grant.client_id == self.client_id
+    def same_caller(self, grant: Grant) -> bool:
+        """The grant is the one that asked: the same client acting for the same user (in development mode there is
+        only one caller)."""
+        if self.open or grant.open:
+            return self.open and grant.open
+        return self.client_id is not None and grant.client_id == self.client_id and grant.user == self.user
 
 
 def read_grant(owner: Owner, resource_type: str, contexts: tuple[str, ...] = ALL_CONTEXTS) -> Grant | None:

@@ -31,7 +31,7 @@ from service.auth.delegated import BACKEND_CONTEXTS, Owner, read_grant
 from service.auth.scopes import parse_scopes
 from service.config import Settings
 from service.fhir.dates import InvalidDate, date_range, instant_text, utcnow
-from service.fhir.errors import BadRequest, FhirError, Forbidden, NotFound
+from service.fhir.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from service.fhir.search import SearchRequest
 from service.services import Services
 from service.store import exports as store
@@ -57,11 +57,6 @@ COMPARTMENT_TYPES = ("QuestionnaireResponse", "Observation", "Flag")
 NDJSON = "application/fhir+ndjson"
 OUTPUT_FORMATS = (NDJSON, "application/ndjson", "ndjson")
 UNSUPPORTED_PARAMETERS = ("_typeFilter", "_elements", "includeAssociatedData", "patient", "_until", "organizeOutputBy")
-
-
-class TooManyRequests(FhirError):
-    status = 429
-    default_code = "throttled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +205,8 @@ def _parameters(level: str, parameters: Sequence[tuple[str, str]]) -> tuple[date
 def _owned(job: ExportJob | None, job_id: str, grant: Grant) -> ExportJob:
     if job is None:
         raise NotFound(f"There is no export {job_id} (finished exports are removed after their retention)")
-    if grant.patient is not None or not Owner.from_json(job.owner_json).same_client(grant):
-        raise Forbidden("This export belongs to another client")
+    if grant.patient is not None or not Owner.from_json(job.owner_json).same_caller(grant):
+        raise NotFound(f"There is no export {job_id} (finished exports are removed after their retention)")
     return job
 
 

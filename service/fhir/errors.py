@@ -84,6 +84,11 @@ class Unprocessable(FhirError):
     default_code = "business-rule"
 
 
+class TooManyRequests(FhirError):
+    status = 429
+    default_code = "throttled"
+
+
 class ServiceUnavailable(FhirError):
     status = 503
     default_code = "transient"

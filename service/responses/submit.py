@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,14 +26,16 @@ from service.fhir.errors import BadRequest, Conflict, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.response_status import RESPONSE_STATUSES
 from service.fhir.versions import StoredVersion
+from service.resources import visible
 from service.responses.checks import CheckedResponse, check_response
 from service.responses.derived import DerivedWrites, Existing, Previous, ResponseVersion, plan_derived
 from service.services import Services
 from service.store import derived as store_derived
 from service.store import outbox
 from service.store import questionnaires as store
+from service.store import responses as store_responses
 from service.store.access import check_body, subject_patient
-from service.store.kinds import FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE_RESPONSE
+from service.store.kinds import FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE_RESPONSE, split_reference
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow, ResourceRow
 from service.store.repository import ResourceRepository, new_id, new_row
 from service.writes import (
@@ -49,6 +50,7 @@ from service.writes import (
     replace,
     row_to_delete,
     row_to_update,
+    within_grant,
 )
 
 QR = QUESTIONNAIRE_RESPONSE
@@ -102,14 +104,38 @@ def resolve_questionnaire(services: Services, response: Mapping[str, Any]) -> Re
         return ResolvedQuestionnaire(ref, services.questionnaires.get(session, ref))
 
 
-def identity_query(resource: Mapping[str, Any]) -> str | None:
-    """A response with a business identifier is stored once: a repeat (a client's retry) finds it."""
+def _held_identifier(services: Services, resource: Mapping[str, Any], grant: Grant) -> StoredVersion | None:
+    """The stored response with this response's business identifier, if it is the same response sent again: a
+    retry about the same subject, which the caller may see. None when no live response holds the identifier.
+
+    An identifier names one response: held by a response about another subject (or one the caller may not see),
+    it is a 409, and nothing about that response is told."""
     identifier = resource.get("identifier")
     if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
         return None
     system = identifier.get("system")
-    value = identifier["value"].replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|")
-    return urlencode({"identifier": f"{system}|{value}" if isinstance(system, str) else f"|{value}"})
+    with services.db.read_session() as session:
+        held = store_responses.holder_of_identifier(
+            session, system if isinstance(system, str) else None, identifier["value"]
+        )
+        if held is None:
+            return None
+        row = ResourceRepository(session, QR).get_row(held)
+        assert row is not None
+        same_subject = (getattr(row, "subject_type", None), getattr(row, "subject_id", None)) == split_reference(
+            resource.get("subject")
+        )
+        if not (same_subject and visible(session, services, QR, row, grant)):
+            raise Conflict(
+                Issue(
+                    "error",
+                    "duplicate",
+                    "This identifier is already used by another QuestionnaireResponse: a business identifier names "
+                    "one response, about one subject. Send this response with an identifier of its own",
+                    "QuestionnaireResponse.identifier",
+                )
+            )
+        return ResourceRepository.stored(QR, row)
 
 
 # create ---------------------------------------------------------------------------------------------------
@@ -118,12 +144,12 @@ def identity_query(resource: Mapping[str, Any]) -> str | None:
 def submit_response(
     services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
 ) -> WriteResult:
-    """POST QuestionnaireResponse. A retry with the same business identifier (or If-None-Exist) is answered with
-    the stored response, before any work; a submission that loses a race for its identifier, likewise."""
+    """POST QuestionnaireResponse. A retry with the same business identifier (same subject) or If-None-Exist is
+    answered with the stored response, before any work; so is a submission that loses a race for its identifier."""
     check_body(QR, grant, subject_patient(resource))
-    identity = identity_query(resource)
-    match_query = if_none_exist or identity
-    if match_query is not None and (found := find_existing(services, QR, match_query, grant)) is not None:
+    if if_none_exist is not None and (found := find_existing(services, QR, if_none_exist, grant)) is not None:
+        return WriteResult(found, created=False, existing=True)
+    if (found := _held_identifier(services, resource, grant)) is not None:
         return WriteResult(found, created=False, existing=True)
     questionnaire = resolve_questionnaire(services, resource)
     checked = check_response(questionnaire.resource, resource)
@@ -134,24 +160,27 @@ def submit_response(
     plan = _plan(services, row, stored, questionnaire, checked, previous, {}, {})
     try:
         with services.db.transaction() as session:
-            if match_query is not None and (found := match(session, services, QR, match_query, grant)) is not None:
+            if if_none_exist is not None and (found := match(session, services, QR, if_none_exist, grant)):
                 return WriteResult(found, created=False, existing=True)
             if store_derived.previous_version_of(session, row) != _identity(previous):
                 # Another response of the same person and instrument was stored meanwhile: compare with it.
                 plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), {}, {})
-            _insert_audited(session, row, stored)
+            _insert_audited(session, services, row, stored, grant)
             services.faults.reached("after-response")
             _write_derived(session, services, plan, stored)
             services.faults.reached("before-commit")
     except IntegrityError as exc:
-        if identity is not None and (found := find_existing(services, QR, identity, grant)) is not None:
+        if (found := _held_identifier(services, resource, grant)) is not None:
             return WriteResult(found, created=False, existing=True)  # a concurrent retry stored it first
         raise Unprocessable(integrity_message(QR, exc), code="duplicate") from None
     return WriteResult(stored, created=True, issues=checked.warnings)
 
 
-def _insert_audited(session: Session, row: ResourceRow, stored: StoredVersion) -> None:
+def _insert_audited(
+    session: Session, services: Services, row: ResourceRow, stored: StoredVersion, grant: Grant
+) -> None:
     ResourceRepository(session, QR).insert([(row, stored)])
+    within_grant(session, services, QR, row, grant)
     audit_write(session, QR, row, stored, 201)
 
 
@@ -173,11 +202,11 @@ def update_response(
             new, stored = new_row(QR, checked.scoring.response, resource_id, columns, utcnow())
             assert isinstance(new, QuestionnaireResponseRow)
             plan = _plan(services, new, stored, questionnaire, checked, _previous(session, new), {}, {})
-            _insert_audited(session, new, stored)
+            _insert_audited(session, services, new, stored, grant)
             _write_derived(session, services, plan, stored)
             return WriteResult(stored, created=True, issues=checked.warnings)
         assert isinstance(row, QuestionnaireResponseRow)
-        stored = replace(session, QR, row, checked.scoring.response, columns=columns)
+        stored = replace(session, services, QR, row, checked.scoring.response, grant, columns=columns)
         observations = _existing(store_derived.derived_from(session, ObservationRow, row.id))
         flags = _existing(store_derived.derived_from(session, FlagRow, row.id))
         plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), observations, flags)

@@ -28,6 +28,9 @@ def _filter_criteria(kind: ResourceKind, grant: Grant, base_url: str) -> list[Cr
         )
     except BadRequest:
         raise Forbidden(f"The token's scope filter cannot be applied to {kind.resource_type}") from None
+    if len(parsed.criteria) != len(grant.filters):
+        # e.g. ?_count=1: a result parameter restricts nothing, so a filter made of one would mean no filter at all.
+        raise Forbidden("The token's scope filter names parameters that do not select resources (such as _count)")
     return parsed.criteria
 
 

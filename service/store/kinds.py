@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, case, exists, false, or_, select
 
 from service.fhir.dates import InvalidDate, date_range
 from service.fhir.search import Criterion, ReferenceValue, SearchCapabilities, SearchParamDef, TokenValue
@@ -24,6 +24,7 @@ from service.store.filters import (
     uri_filter,
 )
 from service.store.models import (
+    AuditEventEntity,
     AuditEventRow,
     FlagRow,
     GroupMember,
@@ -53,6 +54,8 @@ class ResourceKind:
     # The patient whose compartment a row belongs to, for patient-scoped access (None: not in one).
     compartment: Callable[[ResourceRow], str | None] | None = None
     versioned: bool = True  # False: append-only, no history rows (AuditEvent)
+    # The same patient as ``compartment``, as a column expression (what a search's matches are about, for the audit).
+    patient_column: ColumnElement[str | None] | None = None
 
 
 COMMON_PARAMS = {
@@ -79,6 +82,10 @@ def split_reference(reference: Mapping[str, Any] | None, base_url: str = "") -> 
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
     return parts[-2], parts[-1]
+
+
+def _subject_patient_column(model: Any) -> ColumnElement[str | None]:
+    return case((model.subject_type == "Patient", model.subject_id), else_=None)
 
 
 def _patient_of(row: ResourceRow) -> str | None:
@@ -242,6 +249,7 @@ QUESTIONNAIRE_RESPONSE = ResourceKind(
     sort_columns={"authored": QR.authored_key, "_lastUpdated": QR.last_updated},
     index=_index_questionnaire_response,
     compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(QR),
 )
 
 
@@ -303,6 +311,7 @@ OBSERVATION = ResourceKind(
     sort_columns={"date": OBS.effective_key, "_lastUpdated": OBS.last_updated},
     index=_index_observation,
     compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(OBS),
 )
 
 
@@ -358,13 +367,31 @@ def _index_audit_event(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     agents = resource.get("agent") or [{}]
     who = agents[0].get("who") or {}
     row.agent = (who.get("identifier") or {}).get("value") or agents[0].get("altId")
-    row.patient_id = row.entity_type = row.entity_id = None
-    for entity in resource.get("entity", []):
-        rtype, rid = split_reference(entity.get("what"))
-        if rtype == "Patient":
-            row.patient_id = rid
-        elif rtype and row.entity_id is None:
-            row.entity_type, row.entity_id = rtype, rid
+    found = {split_reference(entity.get("what")) for entity in resource.get("entity", [])}
+    named = sorted((rtype, rid) for rtype, rid in found if rtype and rid)
+    row.entities = [AuditEventEntity(entity_type=rtype, entity_id=rid) for rtype, rid in named]
+
+
+def _audit_entity_filter(only_type: str | None = None) -> Filter:
+    """EXISTS over the entities an AuditEvent names (every one of them, the patients among them)."""
+
+    def build(criterion: Criterion) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = []
+        for value in criterion.values:
+            assert isinstance(value, ReferenceValue)
+            wanted = only_type or value.resource_type
+            if only_type is not None and value.resource_type not in (None, only_type):
+                conditions.append(false())
+                continue
+            query = select(AuditEventEntity.pk).where(
+                AuditEventEntity.audit_event_pk == AuditEventRow.pk, AuditEventEntity.entity_id == value.id
+            )
+            if wanted is not None:
+                query = query.where(AuditEventEntity.entity_type == wanted)
+            conditions.append(exists(query))
+        return or_(*conditions)
+
+    return build
 
 
 AE = AuditEventRow
@@ -374,22 +401,24 @@ AUDIT_EVENT = ResourceKind(
     capabilities=SearchCapabilities(
         params={
             **COMMON_PARAMS,
-            "patient": SearchParamDef("patient", "reference", "The patient whose data was accessed", "Patient"),
+            "patient": SearchParamDef("patient", "reference", "A patient whose data was accessed", "Patient"),
             "agent": SearchParamDef("agent", "token", "The client id or user that acted"),
             "date": SearchParamDef("date", "date", "When the access was recorded"),
             "type": SearchParamDef("type", "token", "The interaction (read, search-type, create, ...)"),
-            "entity": SearchParamDef("entity", "reference", "The resource accessed"),
+            "action": SearchParamDef("action", "token", "C create, R read, U update, D delete, E execute (search...)"),
+            "entity": SearchParamDef("entity", "reference", "A resource the access touched (e.g. Flag/123)"),
             "outcome": SearchParamDef("outcome", "token", "0 success, 4 refused or invalid, 8 server failure"),
         },
         sorts=("date", "_lastUpdated"),
     ),
     filters={
         **_common_filters(AE),
-        "patient": typed_reference_filter(AE.patient_id, "Patient"),
+        "patient": _audit_entity_filter("Patient"),
         "agent": token_filter(AE.agent),
         "date": date_filter(AE.last_updated, AE.last_updated),
         "type": token_filter(AE.subtype),
-        "entity": reference_filter(AE.entity_type, AE.entity_id),
+        "action": token_filter(AE.action),
+        "entity": _audit_entity_filter(),
         "outcome": token_filter(AE.outcome),
     },
     sort_columns={"date": AE.last_updated, "_lastUpdated": AE.last_updated},
@@ -434,6 +463,7 @@ FLAG = ResourceKind(
     sort_columns={"_lastUpdated": FlagRow.last_updated},
     index=_index_flag,
     compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(FlagRow),
 )
 
 # Subscription --------------------------------------------------------------------------------------------
@@ -469,6 +499,7 @@ SUBSCRIPTION = ResourceKind(
     sort_columns={"_lastUpdated": SubscriptionRow.last_updated},
     index=_index_subscription,
     compartment=lambda row: getattr(row, "patient_id", None),
+    patient_column=cast(ColumnElement[str | None], SubscriptionRow.patient_id),
 )
 
 

@@ -216,9 +216,8 @@ class AuditEventRow(ResourceRow):
 
     __tablename__ = "audit_event"
     __table_args__ = (
-        Index("ix_audit_event_patient", "patient_id", "last_updated", "pk"),
         Index("ix_audit_event_agent", "agent", "last_updated", "pk"),
-        Index("ix_audit_event_entity", "entity_id", "entity_type"),
+        Index("ix_audit_event_subtype", "subtype", "last_updated", "pk"),
         Index("ix_audit_event_updated", "last_updated", "pk"),
     )
 
@@ -226,9 +225,21 @@ class AuditEventRow(ResourceRow):
     action: Mapped[str] = mapped_column(String(2))
     outcome: Mapped[str] = mapped_column(String(4))
     agent: Mapped[str | None] = mapped_column(String(256))
-    patient_id: Mapped[str | None] = mapped_column(String(128))
-    entity_type: Mapped[str | None] = mapped_column(String(64))
-    entity_id: Mapped[str | None] = mapped_column(String(64))
+    # Every resource the access touched, the patients whose data it was among them ("Who saw this safety flag?",
+    # "Who read anything about this person?").
+    entities: Mapped[list[AuditEventEntity]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class AuditEventEntity(Base):
+    __tablename__ = "audit_event_entity"
+    __table_args__ = (Index("ix_audit_event_entity_lookup", "entity_id", "entity_type", "audit_event_pk"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    audit_event_pk: Mapped[int] = mapped_column(ForeignKey("audit_event.pk", ondelete="CASCADE"), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(128))
 
 
 class FlagRow(ResourceRow):
@@ -407,3 +418,14 @@ class ExportFile(Base):
     part: Mapped[int]
     count: Mapped[int]
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenUse(Base):
+    """A JWT that may be used once (a CDS client's), by issuer and jti, kept until it expires."""
+
+    __tablename__ = "token_use"
+    __table_args__ = (Index("ix_token_use_expires", "expires_at"),)
+
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(256), primary_key=True)
+    expires_at: Mapped[datetime]

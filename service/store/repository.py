@@ -194,11 +194,11 @@ class ResourceRepository:
             )
 
     def append(self, resource: Mapping[str, Any]) -> StoredVersion:
-        """Store an append-only record (an AuditEvent: unversioned, no child rows) with one INSERT, outside the
-        unit of work: the cheapest write there is, for what every request writes."""
+        """Store an append-only record (an AuditEvent: unversioned, with its index rows), outside the unit of work:
+        the cheapest write there is, for what every request writes."""
         assert not self.kind.versioned, "versioned resources keep history: use create_many"
         row, version = new_row(self.kind, resource, None, {}, utcnow())
-        self.session.connection().execute(insert(cast(Table, self.model.__table__)), [_column_values(row)])
+        self.insert([(row, version)])
         return version
 
     def update(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, null, select
 from sqlalchemy.orm import Session
 
 from service.fhir.errors import BadRequest
@@ -23,6 +23,7 @@ class SearchPage:
     total: int
     next_page: str | None
     previous_page: str | None
+    patients: frozenset[str] = frozenset()  # whose data the matches are (for the audit)
 
 
 def _encode_page(values: list[Any], forward: bool) -> str:
@@ -74,7 +75,8 @@ def search(session: Session, kind: ResourceKind, request: SearchRequest) -> Sear
     is_date = [isinstance(col.type.python_type, type) and col.type.python_type is datetime for col, _ in columns]
 
     forward = True
-    query: Select[Any] = select(model.id, model.resource_json, *[col for col, _ in columns]).where(*conditions)
+    patient = kind.patient_column if kind.patient_column is not None else null()
+    query: Select[Any] = select(model.id, model.resource_json, patient, *[col for col, _ in columns]).where(*conditions)
     if request.page:
         values, forward = _decode_page(request.page, is_date)
         query = query.where(keyset_after(columns, values, forward=forward))
@@ -84,11 +86,12 @@ def search(session: Session, kind: ResourceKind, request: SearchRequest) -> Sear
     rows = rows[: request.count]
     if not forward:
         rows.reverse()
-    keys = [list(row[2:]) for row in rows]
+    keys = [list(row[3:]) for row in rows]
     next_page = previous_page = None
     if rows:
         if (forward and more) or not forward:
             next_page = _encode_page(keys[-1], True)
         if (not forward and more) or (forward and request.page):
             previous_page = _encode_page(keys[0], False)
-    return SearchPage([(row[0], row[1].encode()) for row in rows], total, next_page, previous_page)
+    patients = frozenset(row[2] for row in rows if row[2] is not None)
+    return SearchPage([(row[0], row[1].encode()) for row in rows], total, next_page, previous_page, patients)

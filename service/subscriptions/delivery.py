@@ -25,6 +25,7 @@ from service.store.kinds import AUDIT_EVENT, SUBSCRIPTION
 from service.store.models import SubscriptionDelivery, SubscriptionRow
 from service.store.repository import ResourceRepository, VersionConflict
 from service.subscriptions.backport import InvalidSubscription, SubscriptionSpec, read_subscription
+from service.subscriptions.endpoints import EndpointPolicy, notification_session
 from service.subscriptions.manage import facts_of, visible_focus
 from service.subscriptions.notifications import Event, SubscriptionState, notification_bundle
 from service.subscriptions.topics import matches
@@ -32,6 +33,7 @@ from service.subscriptions.topics import matches
 log = logging.getLogger("proms.delivery")
 
 FAN_OUT_BATCH = 500
+UNREACHABLE = "the endpoint could not be reached, or did not answer in time"
 
 
 def backoff_seconds(failures: int, base: float, ceiling: float) -> float:
@@ -61,9 +63,8 @@ class Deliverer:
         self.db = services.db
         self.settings = services.settings
         self.worker_id = worker_id
-        self.http = http or requests.Session()
-        # No proxies from the environment and no .netrc credentials sent to subscribers' endpoints.
-        self.http.trust_env = False
+        # Guarded connections (subscriptions/endpoints.py); no proxies or .netrc credentials from the environment.
+        self.http = http or notification_session(EndpointPolicy.of(services.settings))
 
     # matching ---------------------------------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ class Deliverer:
                     Event(
                         number,
                         event.occurred_at,
-                        visible_focus(session, owner, event, self.settings.base_url, with_body=with_body),
+                        visible_focus(session, (owner,), event, self.settings.base_url, with_body=with_body),
                     )
                     for number, event in queued
                 )
@@ -188,7 +189,13 @@ class Deliverer:
             )
             response.close()
         except requests.RequestException as exc:
-            return f"{type(exc).__name__} posting to the endpoint"
+            # What went wrong stays in the log: the subscriber sees one sentence, so that $status cannot be used to
+            # probe which hosts and ports answer.
+            log.warning(
+                "notification could not be posted",
+                extra={"subscription": attempt.subscription_id, "error": type(exc).__name__, "detail": str(exc)},
+            )
+            return UNREACHABLE
         if 200 <= response.status_code < 300:
             return None
         return f"the endpoint answered HTTP {response.status_code}"

@@ -6,6 +6,7 @@ shown (in notifications, $events) only as far as that grant allows at the time i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace as with_changes
 from typing import Any
 
@@ -17,6 +18,7 @@ from service.auth.delegated import Owner, read_grant
 from service.fhir import jsonio
 from service.fhir.dates import utcnow
 from service.fhir.errors import Forbidden, Gone, Unprocessable
+from service.fhir.issues import Issue
 from service.fhir.versions import StoredVersion
 from service.resources import load_row
 from service.services import Services
@@ -32,6 +34,7 @@ from service.subscriptions.backport import (
     read_subscription,
     subscription_patient,
 )
+from service.subscriptions.endpoints import EndpointPolicy, refused_address
 from service.subscriptions.notifications import Event, Focus, SubscriptionState, notification_bundle, status_bundle
 from service.subscriptions.topics import EventFacts
 from service.writes import (
@@ -60,11 +63,21 @@ def _read(resource: dict[str, Any]) -> SubscriptionSpec:
 
 
 def _checked(
-    resource: dict[str, Any], grant: Grant, status: str
+    services: Services, resource: dict[str, Any], grant: Grant, status: str
 ) -> tuple[SubscriptionSpec, dict[str, Any], dict[str, Any]]:
     """The subscription as it will be stored (profiled, with the server's status) and the owner columns: refused
     unless the owner may read what the topic's notifications are about."""
     spec = _read(resource)
+    if refused_address(spec.endpoint, EndpointPolicy.of(services.settings)):
+        raise Unprocessable(
+            Issue(
+                "error",
+                "value",
+                "Notifications are not sent to this endpoint: its address is private, loopback, link-local or "
+                "otherwise not public (an operator can allow their own networks: PROMS_SUBSCRIPTION_ALLOWED_NETWORKS)",
+                "Subscription.channel.endpoint",
+            )
+        )
     owner = Owner.of(grant)
     if read_grant(owner, spec.topic.resource) is None:
         raise Forbidden(
@@ -87,7 +100,7 @@ def create_subscription(
 ) -> WriteResult:
     """POST Subscription: stored as ``requested`` (the worker shakes hands with the endpoint) or ``off``."""
     status = "off" if resource.get("status") == "off" else "requested"
-    spec, stored_form, columns = _checked(resource, grant, status)
+    spec, stored_form, columns = _checked(services, resource, grant, status)
     check_body(SUBSCRIPTION, grant, columns["patient_id"])
     query = if_none_exist
     if query is not None and (found := find_existing(services, SUBSCRIPTION, query, grant)) is not None:
@@ -95,7 +108,7 @@ def create_subscription(
     with refusing_conflicts(SUBSCRIPTION), services.db.transaction() as session:
         if query is not None and (found := match(session, services, SUBSCRIPTION, query, grant)) is not None:
             return WriteResult(found, created=False, existing=True)
-        row, stored = insert(session, SUBSCRIPTION, stored_form, columns=columns)
+        row, stored = insert(session, services, SUBSCRIPTION, stored_form, grant, columns=columns)
         _ensure_delivery(session, row.pk, spec, restart=status == "requested")
     return WriteResult(stored, created=True)
 
@@ -111,12 +124,14 @@ def update_subscription(
         row = row_to_update(session, services, SUBSCRIPTION, subscription_id, grant, if_match=if_match)
         current = current_resource(row) if row is not None else None
         status = _next_status(current, resource)
-        spec, stored_form, columns = _checked(resource, grant, status)
+        spec, stored_form, columns = _checked(services, resource, grant, status)
         if row is None:
-            new, stored = insert(session, SUBSCRIPTION, stored_form, resource_id=subscription_id, columns=columns)
+            new, stored = insert(
+                session, services, SUBSCRIPTION, stored_form, grant, resource_id=subscription_id, columns=columns
+            )
             _ensure_delivery(session, new.pk, spec, restart=status == "requested")
             return WriteResult(stored, created=True)
-        stored = replace(session, SUBSCRIPTION, row, stored_form, columns=columns)
+        stored = replace(session, services, SUBSCRIPTION, row, stored_form, grant, columns=columns)
         _ensure_delivery(session, row.pk, spec, restart=status == "requested")
     return WriteResult(stored, created=False)
 
@@ -156,24 +171,28 @@ def facts_of(event: OutboxEvent) -> EventFacts:
 
 
 def visible_focus(
-    session: Session, owner: Owner, event: OutboxEvent, base_url: str, *, with_body: bool
+    session: Session, readers: Sequence[Owner], event: OutboxEvent, base_url: str, *, with_body: bool
 ) -> Focus | None:
-    """The event's focus, if the subscription's owner may read it (checked now, against their stored scopes).
+    """The event's focus, if every one of ``readers`` may read it, checked now against their scopes: the
+    subscription's owner (what it delivers) and, for $events, the caller (what they may see).
 
     The resource itself comes with it (``with_body``) only while the version the event is about is current.
     """
     kind = FOCUS_KINDS.get(event.focus_type)
-    grant = read_grant(owner, event.focus_type) if kind is not None else None
-    if kind is None or grant is None:
+    if kind is None:
         return None
     repository = ResourceRepository(session, kind)
     row = repository.get_row(event.focus_id)
     if row is None:
         return None
-    try:
-        check_row(session, kind, grant, row, base_url)
-    except Forbidden:
-        return None
+    for reader in readers:
+        grant = read_grant(reader, event.focus_type)
+        if grant is None:
+            return None
+        try:
+            check_row(session, kind, grant, row, base_url)
+        except Forbidden:
+            return None
     body = None
     # The access check can only be made on the current version: an older one goes by reference only.
     if with_body and row.version_id == event.focus_version and not row.deleted and row.resource_json is not None:
@@ -237,11 +256,12 @@ def subscription_events(
             state = with_changes(state, payload=content)
         first = max(since or 1, 1)
         last = until if until is not None else state.events_since_start
-        owner = Owner.from_json(row.owner_json)
+        # What the subscription would deliver, and only what the caller (who may be another client) may read.
+        readers = (Owner.from_json(row.owner_json), Owner.of(grant))
         queued = outbox.queued_events(session, row.pk, after=first - 1, until=last, limit=MAX_EVENTS_PER_QUERY)
         events = [
             Event(number, event.occurred_at,
-                  visible_focus(session, owner, event, base_url, with_body=state.payload == "full-resource"))
+                  visible_focus(session, readers, event, base_url, with_body=state.payload == "full-resource"))
             for number, event in queued
         ]  # fmt: skip
     return notification_bundle(base_url, state, "query-event", events)

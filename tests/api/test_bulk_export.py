@@ -236,11 +236,16 @@ def test_only_the_client_that_started_an_export_reads_it(fhir: Fhir, keys: Keys,
     # All it may read: its responses, and the Questionnaires every client may read.
     assert [output["type"] for output in body["output"]] == ["QuestionnaireResponse", "Questionnaire"]
     file_path = body["output"][0]["url"].split("/fhir/", 1)[1]
+    # Another client, or the same client acting for another user, is told nothing about the export: 404, as if
+    # it did not exist.
     other = fhir.as_token(keys.token(client_id="another-client"))
-    assert _status(other.get(path)) == 403
-    assert _status(other.get(file_path)) == 403
-    assert _status(other.delete(path)) == 403
-    assert _status(patient.get(file_path)) == 403
+    assert _status(other.get(path)) == 404
+    assert _status(other.get(file_path)) == 404
+    assert _status(other.delete(path)) == 404
+    colleague = fhir.as_token(keys.token(sub="user-2"))
+    assert _status(colleague.get(path)) == 404
+    assert _status(colleague.get(file_path)) == 404
+    assert _status(patient.get(file_path)) == 404
     unrelated = fhir.as_token(keys.token("system/Observation.rs"))  # same client, token no longer covers the type
     assert _status(unrelated.get(file_path)) == 403
     assert _status(narrow.get(file_path, headers={"Accept": "text/csv"})) == 406

@@ -389,6 +389,21 @@ def refused_tokens(keys: Keys) -> dict[str, str | None]:
     }
 
 
+def test_a_cds_clients_jwt_is_good_for_one_call(fhir: Fhir, cds: Cds, keys: Keys) -> None:
+    token = cds_token(keys)
+    assert cds.post("recovery-proms", hook_request(), token=token).status_code == 200
+    replayed = cds.post("recovery-proms", hook_request(), token=token)
+    assert replayed.status_code == 401
+    assert "used before" in replayed.get_json()["message"]
+    assert (
+        replayed.headers["WWW-Authenticate"]
+        == 'Bearer error="invalid_token", error_description="the token was refused"'
+    )
+    other_call = cds.post("recovery-proms/feedback", {"feedback": []}, token=token)
+    assert other_call.status_code == 401  # one call, whichever endpoint
+    assert cds.post("recovery-proms", hook_request()).status_code == 200  # a new token (new jti) is fine
+
+
 def test_cds_calls_need_a_trusted_clients_jwt_and_every_call_is_audited(fhir: Fhir, cds: Cds, keys: Keys) -> None:
     tokens = refused_tokens(keys)
     for name, token in tokens.items():

@@ -28,6 +28,8 @@ def fast(settings: Settings, tmp_path: Path) -> Settings:
         export_dir=tmp_path / "exports",
         export_poll_seconds=0.5,
         export_since_margin_seconds=0.0,
+        # The test receivers listen on loopback: allowed here as an operator allows their own integration engine.
+        subscription_allowed_networks=("127.0.0.0/8",),
     )
 
 

@@ -29,6 +29,7 @@ def start_worker(settings: Settings, log: Path, *, level: str = "WARNING") -> su
         "PROMS_WORKER_RETRY_BASE_SECONDS": "0.05",
         "PROMS_WORKER_HTTP_TIMEOUT_SECONDS": "10",
         "PROMS_EXPORT_DIR": str(settings.export_dir),
+        "PROMS_SUBSCRIPTION_ALLOWED_NETWORKS": ",".join(settings.subscription_allowed_networks),
     }
     with log.open("ab") as output:
         return subprocess.Popen([PROMS, "worker"], env=env, stdout=output, stderr=output)

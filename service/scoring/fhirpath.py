@@ -12,6 +12,7 @@ interpreter does, only faster; ``interpreted()`` turns them off, to compare the 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,13 +26,14 @@ from fhirpathpy.engine import do_eval
 from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import FP_Quantity, FP_TimeBase
-from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from service.scoring.budget import ENGINE_FUNCTIONS, LIMITS, Budget, tree_depth
 from service.scoring.compiler import Plan, compile_plan
 from service.scoring.functions import (
+    BUDGET_KEY,
     FUNCTIONS,
     SDC_KEY,
     FhirPathError,
@@ -40,8 +42,6 @@ from service.scoring.functions import (
     is_primitive_extension,
     make_node,
 )
-
-R4_MODEL: Mapping[str, Any] = models["r4"]
 
 # Environment variables every expression may use (FHIRPath and FHIR define these; SDC adds the rest).
 STANDARD_CONSTANTS: Mapping[str, str] = {
@@ -58,7 +58,7 @@ class CompiledExpression:
 
     ``ast`` is the expression as written; ``program`` is what runs: the same tree with each constant
     collection (such as ``('a' | 'b' | 'c')``) computed once and read from ``constants``. ``plan`` is
-    ``program`` compiled into closures (None for a tree too deep to compile: the interpreter runs it).
+    ``program`` compiled into closures (None for a tree the compiler cannot take: the interpreter runs it).
     """
 
     text: str
@@ -103,6 +103,8 @@ def compile_expression(text: str) -> CompiledExpression:
 def _compile(text: str) -> CompiledExpression | str:
     if not text.strip():
         return "the expression is empty"
+    if len(text) > LIMITS.max_expression_length:  # parsing alone would take seconds
+        return f"the expression is {len(text):,} characters long; at most {LIMITS.max_expression_length:,} are allowed"
     constants: dict[str, list[Any]] = {}
     try:
         _check_syntax(text)
@@ -114,6 +116,8 @@ def _compile(text: str) -> CompiledExpression | str:
         raise
     except Exception as exc:  # the parser's own failures, whatever their class
         return f"the parser failed ({exc or type(exc).__name__})"
+    if tree_depth(program, LIMITS.max_depth) > LIMITS.max_depth:
+        return f"the expression nests more than {LIMITS.max_depth} levels deep"
     return CompiledExpression(text, ast, program, constants, _plan(program, constants))
 
 
@@ -145,7 +149,7 @@ def _fold(node: Mapping[str, Any], constants: dict[str, list[Any]]) -> Mapping[s
     """
     if node.get("type") == "UnionExpression" and _is_constant(node):
         try:
-            value = do_eval(_context([], {}, None), [], node)  # type: ignore[no-untyped-call]
+            value = do_eval(_context([], {}, None, Budget()), [], node)  # type: ignore[no-untyped-call]
         except Exception:  # leave it to fail (or not) where it is evaluated
             value = None
         if isinstance(value, list):
@@ -229,9 +233,31 @@ def interpreted() -> Iterator[None]:
         _interpreted.reset(token)
 
 
-def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None) -> dict[str, Any]:
+def _no_trace(label: str, values: Any) -> None:
+    """trace() writes nothing: fhirpathpy would print every value to the server's output."""
+
+
+def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None, budget: Budget) -> dict[str, Any]:
     """The engine's evaluation context (its own structure, as fhirpathpy's evaluate() builds it)."""
-    return {"dataRoot": root, "vars": env, "model": R4_MODEL, "userInvocationTable": FUNCTIONS, SDC_KEY: sdc}
+    return {
+        "dataRoot": root,
+        "vars": env,
+        "model": budget.model,
+        "userInvocationTable": ENGINE_FUNCTIONS,
+        "traceFn": _no_trace,
+        SDC_KEY: sdc,
+        BUDGET_KEY: budget,
+    }
+
+
+# How Python shows an object without a text of its own: "<fhirpathpy.engine.nodes.ResourceNode object at 0x7f..>".
+_OBJECT = re.compile(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+
+
+def _message(exc: BaseException) -> str:
+    """The engine's message for a failure, without the memory addresses it may show (they differ from one
+    evaluation to the next, so the same failure would not read the same twice)."""
+    return _OBJECT.sub(r"<\1>", str(exc)) or type(exc).__name__
 
 
 def item_node(item: Mapping[str, Any], location: str) -> Any:
@@ -244,10 +270,13 @@ def evaluate(
     focus: Any,
     variables: Mapping[str, Any],
     sdc: SdcFunctions,
+    budget: Budget | None = None,
 ) -> list[Any]:
     """Evaluate over ``focus`` with ``%`` variables; returns the engine's items (see ``plain``).
 
-    Raises FhirPathError for anything that goes wrong inside the engine.
+    ``budget``: the one shared by every evaluation over the same response (a new one if not given).
+    Raises FhirPathError for anything that goes wrong inside the engine, BudgetExceeded (a FhirPathError)
+    when the expression goes over a limit.
     """
     constants.reset()  # type: ignore[no-untyped-call]  # now()/today() are fixed for one evaluation
     root = focus if isinstance(focus, list) else ([] if focus is None else [focus])
@@ -258,21 +287,26 @@ def evaluate(
         env.setdefault(name, uri)
     for name, folded in expression.constants.items():
         env[name] = list(folded)
-    ctx = _context(root, env, sdc)
+    budget = budget or Budget()
+    ctx = _context(root, env, sdc, budget)
     plan = expression.plan
     try:
         if plan is not None and not _interpreted.get():
             result = plan.run(ctx, root)
         else:
             result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
-    except FhirPathError:
+        budget.check(result)  # the last step may be a navigation no function has checked
+    except FhirPathError as exc:
+        message = _message(exc)
+        if message != str(exc):
+            raise type(exc)(message) from exc
         raise
     except RecursionError as exc:
         raise FhirPathError("the expression nests too deeply") from exc
     except Exception as exc:  # the engine signals every failure with a bare Exception
-        raise FhirPathError(str(exc) or type(exc).__name__) from exc
+        raise FhirPathError(_message(exc)) from exc
     if isinstance(result, dict) and result.get("$status") == "error":
-        raise FhirPathError(str(result.get("$error")))
+        raise FhirPathError(_message(Exception(result.get("$error"))))
     return list(result) if isinstance(result, list) else [result]
 
 

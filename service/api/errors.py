@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g
+from gunicorn.http.errors import ParseException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -42,6 +43,16 @@ def _http_error(exc: HTTPException) -> Response:
     return fhir_response(operation_outcome([issue]), status, headers)
 
 
+def _unreadable_body(exc: Exception) -> Response:
+    # gunicorn reads the body only as the app asks for it: a malformed chunked transfer coding (a chunk size
+    # that is not hexadecimal, a chunk without its CRLF, a bad extension or trailer) surfaces here, from the
+    # read, as gunicorn's parse error: the client's fault, not the server's. (A body cut short is an
+    # OSError, which werkzeug already turns into a 400.)
+    log.info("unreadable request body", extra={"error": type(exc).__name__})
+    text = f"The request body could not be read: its chunked transfer coding is malformed ({exc})"
+    return fhir_response(operation_outcome([Issue("error", "structure", text)]), 400)
+
+
 def _database_unavailable(exc: DBAPIError) -> Response:
     # Connection refused, server restarting, connection killed, SQLite busy past its timeout: all transient.
     log.warning("database unavailable", extra={"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__})
@@ -70,4 +81,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(ParseException, _unreadable_body)
     app.register_error_handler(Exception, _unexpected)

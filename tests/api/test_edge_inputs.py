@@ -1,7 +1,8 @@
 """Inputs at the edges of what the service can hold: each is a 400 with an OperationOutcome (or stored), never a
 500, on SQLite and PostgreSQL alike.
 
-Dates at the ends of the calendar, hand-made ``_page`` tokens and U+0000 (NUL) in bodies and searches.
+Dates at the ends of the calendar, hand-made ``_page`` tokens, U+0000 (NUL) in bodies and searches, and
+request bodies gunicorn cannot read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
 from werkzeug.test import TestResponse
 
 from tests.api.scored import scored_questionnaire, scored_response
@@ -224,4 +228,48 @@ def test_a_nul_in_a_conditional_create_is_refused(fhir: Fhir) -> None:
         "QuestionnaireResponse", scored_response(("never",) * 3), headers={"If-None-Exist": "identifier=a%00"}
     )
     _refused(result, "U+0000")
+    assert _total(fhir, "QuestionnaireResponse") == 0
+
+
+# ---- bodies gunicorn cannot read -------------------------------------------------------------------------
+
+
+def _post_through_gunicorn(fhir: Fhir, chunked_body: bytes) -> TestResponse:
+    """POST a chunked body as gunicorn hands it to the app: read through gunicorn's own HTTP parser, which
+    reports a malformed chunk from the read (the Flask test client does not decode chunked bodies)."""
+    head = b"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: proms.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request = next(RequestParser(Config(), [head + chunked_body], ("127.0.0.1", 50000)))
+    return fhir.client.post(
+        "/fhir/QuestionnaireResponse",
+        headers={"Content-Type": "application/fhir+json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": request.body, "wsgi.input_terminated": True},
+    )
+
+
+def _chunk(data: bytes, size: bytes | None = None) -> bytes:
+    return (size if size is not None else b"%x" % len(data)) + b"\r\n" + data + b"\r\n"
+
+
+def test_a_well_formed_chunked_body_is_read(fhir: Fhir) -> None:
+    fhir.create(scored_questionnaire())
+    body = orjson.dumps(scored_response(("never",) * 3))
+    result = _post_through_gunicorn(fhir, _chunk(body[:50]) + _chunk(body[50:]) + b"0\r\n\r\n")
+    assert result.status_code == 201, result.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("chunked_body", "words"),
+    [
+        (_chunk(b"{}", size=b"zz") + b"0\r\n\r\n", ("chunked transfer coding is malformed", "chunk size")),
+        (_chunk(b"{}", size=b"-2") + b"0\r\n\r\n", ("chunked transfer coding is malformed",)),
+        (_chunk(b"{}", size=b"") + b"0\r\n\r\n", ("chunked transfer coding is malformed",)),
+        (_chunk(b"{}", size=b"2;\rx") + b"0\r\n\r\n", ("chunked transfer coding is malformed",)),
+        (b"2\r\n{}XX0\r\n\r\n", ("chunked transfer coding is malformed",)),  # no CRLF after the chunk
+        (b"ff\r\n{}", ()),  # cut short: werkzeug's own 400
+    ],
+)
+def test_a_malformed_chunked_body_is_refused(fhir: Fhir, chunked_body: bytes, words: tuple[str, ...]) -> None:
+    fhir.create(scored_questionnaire())
+    outcome = _refused(_post_through_gunicorn(fhir, chunked_body), *words)
+    assert outcome["issue"][0]["code"] == ("structure" if words else "processing")
     assert _total(fhir, "QuestionnaireResponse") == 0

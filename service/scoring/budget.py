@@ -3,17 +3,24 @@
 A Questionnaire's expressions are written by whoever may publish Questionnaires, and the service runs
 them on every response (scoring, enableWhenExpression, constraints). Without limits one expression can
 build 10^8 items from a few answers, or run for minutes, and take the worker down with it. Every limit
-here is far beyond what a real PROM needs (the built-in instruments and the SDC examples stay under a
-hundredth of each), so only an expression that was never going to finish meets one. A breach raises
+here is far beyond what a real PROM needs (each notes what the built-in instruments and the SDC examples
+use), so only an expression that was never going to finish meets one. A breach raises
 ``BudgetExceeded``, a ``FhirPathError`` that callers report as an error naming the expression.
 
 Where the limits are enforced, on the compiled closures and on fhirpathpy's interpreter alike:
 
-- every function and operator of the engine's table (``ENGINE_FUNCTIONS``) checks the size of what it
-  returns and the time; the functions that build collections item by item (``select``, ``repeat``,
-  ``children``, ``descendants``...) check as they build, so nothing over the limit is ever built whole;
-- member navigation checks as it goes: the compiled closure itself, the interpreter through the model
-  it reads once for each element it visits (``BudgetedModel``);
+- the engine's function table (``ENGINE_FUNCTIONS``, which both paths use): the functions that build
+  collections item by item (``select``, ``repeat``, ``children``, ``descendants``) check as they build, so
+  nothing over the limit is ever built whole; those that may return more than they were given
+  (``combine``, ``|``, ``split``...) check what they return, and so do those that compute strings and
+  integers (``&``, ``+``, ``*``...); those that compare every pair of items check the number of pairs
+  first; those that evaluate an argument per element (``where``, ``select``, ``exists``, ``all``,
+  ``aggregate``...) check the time as they go. The others return no more than they are given, in time
+  linear in it, and check nothing;
+- member navigation: the compiled closure checks as it builds; fhirpathpy's interpreter checks the time
+  through the model it reads once for each element it visits (``BudgetedModel``), and its result is
+  checked by whatever comes next (at the latest by ``evaluate``, which also checks the time before each
+  expression starts);
 - the expression's length and its nesting are checked once, when it is compiled.
 """
 
@@ -40,12 +47,12 @@ class Limits:
     """What one expression, or all the expressions evaluated over one response, may use."""
 
     max_items: int = 50_000  # items in any collection an expression builds (a PROM response has a few hundred)
-    max_comparisons: int = 2_000_000  # item pairs compared by intersect(), exclude(), subsetOf(), supersetOf()
+    max_comparisons: int = 2_000_000  # pairs compared by intersect(), exclude(), subsetOf(), supersetOf() (none used)
     max_string_length: int = 1_000_000  # characters of a string an expression builds (a resource's are < 100,000)
-    max_integer_digits: int = 100  # FHIRPath integers are 32-bit; Python's would grow without end
+    max_integer_digits: int = 100  # FHIRPath integers are 32-bit (10 digits); Python's would grow without end
     max_depth: int = 128  # levels of the expression's syntax tree (the deepest real one has about 25)
     max_expression_length: int = 4_096  # characters of an expression (the longest real one has about 400)
-    seconds: float = 2.0  # wall-clock time of all the expressions evaluated over one response
+    seconds: float = 2.0  # wall-clock time of all the expressions over one response (a PROM takes < 1 ms)
 
 
 LIMITS = Limits()
@@ -55,17 +62,32 @@ class BudgetExceeded(FhirPathError):
     """An expression went over one of the limits: an error in the Questionnaire, never a warning."""
 
 
+@functools.lru_cache(maxsize=8)
+def _integer_bound(digits: int) -> int:
+    bound: int = 10**digits
+    return bound
+
+
 class Budget:
     """The limits and the deadline of one response's evaluations (the deadline is shared by all of them)."""
 
-    __slots__ = ("limits", "deadline", "model", "_max_items", "_integer_bound")
+    __slots__ = ("limits", "deadline", "max_items", "max_string_length", "integer_bound", "_model")
 
     def __init__(self, limits: Limits = LIMITS) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
-        self.model = BudgetedModel(self)
-        self._max_items = limits.max_items
-        self._integer_bound = 10**limits.max_integer_digits
+        # Read on every step that could overrun them:
+        self.max_items = limits.max_items
+        self.max_string_length = limits.max_string_length
+        self.integer_bound = _integer_bound(limits.max_integer_digits)
+        self._model: BudgetedModel | None = None
+
+    @property
+    def model(self) -> BudgetedModel:
+        """The R4 model for fhirpathpy's interpreter, checking the time (made when the interpreter first runs)."""
+        if self._model is None:
+            self._model = BudgetedModel(self)
+        return self._model
 
     def tick(self) -> None:
         """Stop once the time is up."""
@@ -76,31 +98,29 @@ class Budget:
 
     def check(self, collection: Any) -> None:
         """Stop when ``collection`` (any result) has too many items, or the time is up."""
-        if type(collection) is list and len(collection) > self._max_items:
+        if type(collection) is list and len(collection) > self.max_items:
             self.too_many()
-        if time.monotonic() > self.deadline:
-            self.tick()
+        self.tick()
 
     def too_many(self) -> None:
         raise BudgetExceeded(
-            f"it builds a collection of more than {self._max_items:,} items, the most an expression may build"
+            f"it builds a collection of more than {self.max_items:,} items, the most an expression may build"
         )
 
     def check_length(self, length: int) -> None:
         """Stop before a string of ``length`` characters is built."""
-        if length > self.limits.max_string_length:
+        if length > self.max_string_length:
             raise BudgetExceeded(
                 f"it builds a string of {length:,} characters; at most {self.limits.max_string_length:,} are allowed"
             )
 
-    def check_values(self, result: Any) -> None:
-        """Stop when a value ``result`` holds is too big a string or integer."""
-        for value in result if type(result) is list else (result,):
-            data = value.data if isinstance(value, ResourceNode) else value
-            if type(data) is str:
-                self.check_length(len(data))
-            elif type(data) is int and not -self._integer_bound < data < self._integer_bound:
-                raise BudgetExceeded(f"it computes an integer of more than {self.limits.max_integer_digits} digits")
+    def check_value(self, value: Any) -> None:
+        """Stop when ``value`` is too big a string or integer."""
+        data = value.data if isinstance(value, ResourceNode) else value
+        if type(data) is str:
+            self.check_length(len(data))
+        elif type(data) is int and not -self.integer_bound < data < self.integer_bound:
+            raise BudgetExceeded(f"it computes an integer of more than {self.limits.max_integer_digits} digits")
 
     def check_pairs(self, first: Sized, second: Sized) -> None:
         pairs = len(first) * len(second)
@@ -131,29 +151,83 @@ class BudgetedModel(dict[str, Any]):
 
 Invocation = Mapping[str, Any]
 
-# Functions whose result may hold a bigger string or integer than their inputs.
-_GROWING = frozenset({"+", "-", "*", "&", "encode", "decode", "upper", "lower", "toString"})
+# Functions whose result may be a bigger collection than their inputs. (select, repeat, children and
+# descendants are the service's own, and check as they build.)
+_COLLECTING = frozenset({"combine", "union", "|", "split", "toChars"})
+# Functions whose result may be a bigger string or integer than their inputs.
+_COMPUTING = frozenset({"+", "-", "*", "&", "encode", "decode", "upper", "lower"})
 # Functions comparing every item of their input with every item of their argument.
 _PAIRWISE = frozenset({"intersect", "exclude", "subsetOf", "supersetOf"})
+# fhirpathpy's functions that evaluate an argument once for each element of their input (where, select and
+# repeat are the service's own, and check the time themselves).
+_ITERATING = frozenset({"exists", "all", "aggregate"})
+
+
+def _collecting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def checked(ctx: dict[str, Any], *args: Any) -> Any:
+        result = fn(ctx, *args)
+        budget: Budget = ctx[BUDGET_KEY]
+        budget.check(result)
+        return result
+
+    return checked
+
+
+def _computing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def checked(ctx: dict[str, Any], *args: Any) -> Any:
+        result = fn(ctx, *args)
+        kind = type(result)
+        if kind is int or kind is str or kind is list or isinstance(result, ResourceNode):
+            budget: Budget = ctx[BUDGET_KEY]
+            for value in result if kind is list else (result,):
+                budget.check_value(value)
+        return result
+
+    return checked
+
+
+def _pairwise(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def checked(ctx: dict[str, Any], first: Any, second: Any) -> Any:
+        if isinstance(first, list) and isinstance(second, list):
+            budget: Budget = ctx[BUDGET_KEY]
+            budget.check_pairs(first, second)
+        return fn(ctx, first, second)
+
+    return checked
+
+
+def _iterating(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def checked(ctx: dict[str, Any], data: Any, *args: Any) -> Any:
+        budget: Budget = ctx[BUDGET_KEY]
+
+        def ticking(argument: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def run(element: Any) -> Any:
+                budget.tick()
+                return argument(element)
+
+            return run
+
+        return fn(ctx, data, *(ticking(arg) if callable(arg) else arg for arg in args))
+
+    return checked
 
 
 def _budgeted(name: str, invocation: Invocation) -> Invocation:
-    fn: Callable[..., Any] = invocation["fn"]
-    growing = name in _GROWING
-    pairwise = name in _PAIRWISE
-
-    @functools.wraps(fn)  # keeps the name: the engine treats trace() by its function's name
-    def checked(ctx: dict[str, Any], *args: Any) -> Any:
-        budget: Budget = ctx[BUDGET_KEY]
-        if pairwise and len(args) == 2 and isinstance(args[0], list) and isinstance(args[1], list):
-            budget.check_pairs(args[0], args[1])
-        result = fn(ctx, *args)
-        budget.check(result)
-        if growing:
-            budget.check_values(result)
-        return result
-
-    return {**invocation, "fn": checked}
+    """The invocation with its function checking the budget where it can overrun it (most cannot: a result
+    no bigger than the inputs, in time linear in them, needs no check)."""
+    if name in _COLLECTING:
+        return {**invocation, "fn": _collecting(invocation["fn"])}
+    if name in _COMPUTING:
+        return {**invocation, "fn": _computing(invocation["fn"])}
+    if name in _PAIRWISE:
+        return {**invocation, "fn": _pairwise(invocation["fn"])}
+    if name in _ITERATING:
+        return {**invocation, "fn": _iterating(invocation["fn"])}
+    return invocation
 
 
 def _engine_functions() -> dict[str, Invocation]:
@@ -161,8 +235,9 @@ def _engine_functions() -> dict[str, Invocation]:
     return {name: _budgeted(name, entry) if "fn" in entry else entry for name, entry in table.items()}
 
 
-# Every function and operator the engine knows (fhirpathpy's, with the service's own in their place), each
-# checking the budget. Given to the interpreter as its user table, it replaces fhirpathpy's every entry.
+# Every function and operator the engine knows (fhirpathpy's, with the service's own in their place), those
+# that could overrun the budget checking it. Given to the interpreter as its user table, it replaces every
+# entry of fhirpathpy's: both paths run exactly these functions.
 ENGINE_FUNCTIONS: Mapping[str, Invocation] = _engine_functions()
 
 

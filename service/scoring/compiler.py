@@ -195,6 +195,8 @@ class _Compiler:
         self.interpreted.add(str(node.get("type")))
 
         def run(ctx: dict[str, Any], data: Any) -> Any:
+            budget: Budget = ctx[BUDGET_KEY]
+            ctx["model"] = budget.model  # the interpreter's navigation checks the time as it reads it
             return do_eval(ctx, data, node)  # type: ignore[no-untyped-call]
 
         return run
@@ -306,12 +308,15 @@ class _Compiler:
                 if len(data) < 2:
                     return list(reduce(reducer, data, []))
                 # Element by element, checking as the result grows: what each element adds is its own
-                # (e.g. a response's items), but many elements may be the same response.
+                # (e.g. a response's items), but many elements may be the same response. (The time this
+                # takes is linear in what it builds, so the size bounds it.)
                 budget: Budget = ctx[BUDGET_KEY]
+                limit = budget.max_items
                 result: list[Any] = []
                 for element in data:
                     result.extend(reducer([], element))
-                    budget.check(result)
+                    if len(result) > limit:
+                        budget.too_many()
                 return result
             return []
 
@@ -372,10 +377,7 @@ class _Compiler:
             sub = self.compile(raw)
 
             def expr(ctx: dict[str, Any], data: Any) -> Any:
-                budget: Budget = ctx[BUDGET_KEY]
-
                 def func(element: Any) -> Any:
-                    budget.tick()  # once per element every iterating function (where, all, aggregate...) visits
                     ctx["$this"] = arraify(element)
                     return sub(ctx, ctx["$this"])
 

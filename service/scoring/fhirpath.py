@@ -26,6 +26,7 @@ from fhirpathpy.engine import do_eval
 from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import FP_Quantity, FP_TimeBase
+from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
@@ -50,6 +51,7 @@ STANDARD_CONSTANTS: Mapping[str, str] = {
     "loinc": "http://loinc.org",
 }
 SDC_ENVIRONMENT = ("resource", "questionnaire", "qitem", "context", *STANDARD_CONSTANTS)
+R4_MODEL: Mapping[str, Any] = models["r4"]
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None, bud
     return {
         "dataRoot": root,
         "vars": env,
-        "model": budget.model,
+        "model": R4_MODEL,  # the closures read none; the interpreter is given the budget's (see evaluate)
         "userInvocationTable": ENGINE_FUNCTIONS,
         "traceFn": _no_trace,
         SDC_KEY: sdc,
@@ -291,11 +293,13 @@ def evaluate(
     ctx = _context(root, env, sdc, budget)
     plan = expression.plan
     try:
+        budget.tick()  # once the response's time is spent, no expression starts
         if plan is not None and not _interpreted.get():
             result = plan.run(ctx, root)
         else:
+            ctx["model"] = budget.model
             result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
-        budget.check(result)  # the last step may be a navigation no function has checked
+            budget.check(result)  # the interpreter's last step may be a navigation nothing has checked
     except FhirPathError as exc:
         message = _message(exc)
         if message != str(exc):

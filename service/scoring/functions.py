@@ -34,7 +34,11 @@ class FhirPathError(Exception):
 class Spending(Protocol):
     """What the functions here ask of the evaluation's budget (``budget.Budget``)."""
 
+    max_items: int
+
     def tick(self) -> None: ...
+
+    def too_many(self) -> None: ...
 
     def check(self, collection: Any) -> None: ...
 
@@ -149,8 +153,9 @@ def _distinct(ctx: dict[str, Any], inputs: list[Any]) -> list[Any]:
     budget: Spending = ctx[BUDGET_KEY]
     seen: set[tuple[Any, ...]] = set()
     result = []
-    for item in inputs:
-        budget.tick()  # a key serialises the item: each may be a whole resource
+    for index, item in enumerate(inputs):
+        if not index & 31:
+            budget.tick()  # a key serialises the item, which may be a whole resource
         key = _key(item)
         if key not in seen:
             seen.add(key)
@@ -167,7 +172,8 @@ def _where(ctx: dict[str, Any], inputs: list[Any], criteria: Callable[[Any], lis
     budget: Spending = ctx[BUDGET_KEY]
     result = []
     for index, item in enumerate(inputs):
-        budget.tick()
+        if not index & 31:
+            budget.tick()
         ctx["$index"] = index
         found = criteria(item)
         if found and found[0]:
@@ -183,13 +189,16 @@ def _select(ctx: dict[str, Any], inputs: list[Any], projection: Callable[[Any], 
     budget: Spending = ctx[BUDGET_KEY]
     result: list[Any] = []
     for index, item in enumerate(inputs):
+        if not index & 31:
+            budget.tick()
         ctx["$index"] = index
         found = projection(item)
         if isinstance(found, list):
             result.extend(found)
         else:
             result.append(found)
-        budget.check(result)
+        if len(result) > budget.max_items:
+            budget.too_many()
     return result
 
 

@@ -273,3 +273,35 @@ def test_a_malformed_chunked_body_is_refused(fhir: Fhir, chunked_body: bytes, wo
     outcome = _refused(_post_through_gunicorn(fhir, chunked_body), *words)
     assert outcome["issue"][0]["code"] == ("structure" if words else "processing")
     assert _total(fhir, "QuestionnaireResponse") == 0
+
+
+# ---- Questionnaire logic that would exhaust a worker -----------------------------------------------------
+
+ANSWERS = "%resource.item.answer.value"
+
+
+def test_a_runaway_calculated_expression_is_a_422_naming_it(fhir: Fhir) -> None:
+    questionnaire = scored_questionnaire()
+    total = next(item for item in questionnaire["item"] if item["linkId"] == "total")
+    runaway = f"{ANSWERS}.select({ANSWERS}.select({ANSWERS}.select(1.repeat($this + 1)))).count()"
+    total["extension"][0]["valueExpression"]["expression"] = runaway
+    fhir.create(questionnaire)
+    result = fhir.post("QuestionnaireResponse", scored_response(("never",) * 3))
+    assert result.status_code == 422, result.get_data(as_text=True)
+    (issue,) = result.get_json()["issue"]
+    assert issue["severity"] == "error" and "more than 50,000 items" in issue["details"]["text"]
+    assert runaway in issue["details"]["text"]
+    assert _total(fhir, "QuestionnaireResponse") == 0
+    validated = fhir.post("QuestionnaireResponse/$validate", scored_response(("never",) * 3))
+    assert validated.status_code == 200
+    assert any(runaway in issue["details"]["text"] for issue in validated.get_json()["issue"])
+
+
+def test_a_pattern_re2_cannot_run_is_refused_with_the_questionnaire(fhir: Fhir) -> None:
+    questionnaire = scored_questionnaire()
+    questionnaire["item"][0]["extension"] = [
+        {"url": "http://hl7.org/fhir/StructureDefinition/regex", "valueString": "(a)\\1"}
+    ]
+    result = fhir.post("Questionnaire", questionnaire)
+    assert result.status_code == 422
+    assert "RE2" in result.get_json()["issue"][0]["details"]["text"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.api.http import fhir_response
@@ -41,6 +42,16 @@ def _http_error(exc: HTTPException) -> Response:
     return fhir_response(operation_outcome([issue]), status, headers)
 
 
+def _unreadable_body(exc: Exception) -> Response:
+    # gunicorn reads the body only as the app asks for it: a malformed chunked transfer coding (a chunk size
+    # that is not hexadecimal, a chunk without its CRLF, a bad extension or trailer) surfaces here, from the
+    # read, as gunicorn's parse error: the client's fault, not the server's. (A body cut short is an
+    # OSError, which werkzeug already turns into a 400.)
+    log.info("unreadable request body", extra={"error": type(exc).__name__})
+    text = f"The request body could not be read: its chunked transfer coding is malformed ({exc})"
+    return fhir_response(operation_outcome([Issue("error", "structure", text)]), 400)
+
+
 def _unexpected(exc: Exception) -> Response:
     request_id = g.get("request_id", "unknown")
     log.exception("unhandled error", extra={"error": type(exc).__name__})
@@ -56,4 +67,5 @@ def _unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(FhirError, _fhir_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ParseException, _unreadable_body)
     app.register_error_handler(Exception, _unexpected)

@@ -180,7 +180,7 @@ def _history(resource_type: str, resource_id: str | None) -> Response:
             raise BadRequest(f"_since: {exc}", code="value") from None
     count = _count_arg(settings)
     before = request.args.get("_page")
-    if before is not None and not before.isdigit():
+    if before is not None and not (before.isascii() and before.isdigit() and len(before) <= 18):  # a 64-bit key
         raise BadRequest("The _page token is not valid for this history; start from the first page")
     found = resources.history(
         services(),

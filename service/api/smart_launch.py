@@ -163,7 +163,7 @@ class SmartClient:
         try:
             claims = verifier.verify(id_token)
         except InvalidToken as exc:
-            raise LaunchError(f"The EHR's identity token was refused: {exc}") from None
+            raise LaunchError(f"The EHR's identity token was refused: {exc.detail}") from None
         return author_reference(claims.get("fhirUser"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,6 +81,16 @@ class Grant:
 UNRESTRICTED = Grant(unrestricted=True)  # the service acting on its own behalf (loading the library, the demo)
 OPEN = Grant(unrestricted=True, open=True, acting_as="user")  # development: the one caller may act as a clinician
 
+# RFC 6750 3: error_description is printable ASCII without '"' and '\\'.
+_NOT_IN_A_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def www_authenticate(description: str) -> dict[str, str]:
+    """The challenge header of a 401: fixed text only. What the token said goes in the OperationOutcome, never
+    here, where a quote in it would add parameters of its own (or a CR/LF, headers)."""
+    safe = _NOT_IN_A_DESCRIPTION.sub("", description)
+    return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{safe}"'}
+
 
 class AccessPolicy(Protocol):
     def authorize(self, interaction: Interaction, authorization: str | None) -> Grant:
@@ -133,15 +144,13 @@ class SmartAccess:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized(
                 "A bearer token is required (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token", error_description="no bearer token"'},
+                headers=www_authenticate("no bearer token"),
             )
         try:
             return self.verifier.verify(token.strip())
         except InvalidToken as exc:
-            raise Unauthorized(
-                f"The bearer token was refused: {exc}",
-                headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
-            ) from None
+            detail = f"The bearer token was refused: {exc.detail}"
+            raise Unauthorized(detail, headers=www_authenticate(str(exc))) from None
 
     def identify(self, authorization: str | None) -> Grant:
         claims = self._claims(authorization)

@@ -22,7 +22,16 @@ VERIFIED_CAPACITY = 4096
 
 
 class InvalidToken(Exception):
-    """The bearer token cannot be trusted; the message is safe to show the caller."""
+    """The bearer token cannot be trusted.
+
+    ``str()`` is the ``reason``: a fixed sentence that never quotes the token, safe even in a response header.
+    ``detail`` may quote what the token says (its algorithm, key id...): for the response body only, where it
+    is escaped JSON.
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.detail = detail or reason
 
 
 class TokenVerifier:
@@ -56,7 +65,7 @@ class TokenVerifier:
             try:
                 return self._client.get_signing_key_from_jwt(token)  # refetches the set on an unknown kid
             except jwt.PyJWKClientError as exc:
-                raise InvalidToken(f"no trusted key for this token ({exc})") from None
+                raise InvalidToken("no trusted key for this token", f"no trusted key for this token ({exc})") from None
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
         key = self._keys.get(str(kid))
@@ -90,7 +99,8 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
             raise InvalidToken(
-                f"signing algorithm {algorithm!r} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS)}"
+                "the token's signing algorithm is not accepted",
+                f"signing algorithm {algorithm!r} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS)}",
             )
         key = self._key_for(token, header)
         if key.algorithm_name not in (algorithm, None) and key.algorithm_name in ALLOWED_ALGORITHMS:
@@ -110,9 +120,11 @@ class TokenVerifier:
         except jwt.ImmatureSignatureError:
             raise InvalidToken("the token is not valid yet") from None
         except jwt.InvalidAudienceError:
-            raise InvalidToken(f"the token's audience does not include {self.audience}") from None
+            raise InvalidToken(
+                "the token's audience is not this service", f"the token's audience does not include {self.audience}"
+            ) from None
         except jwt.InvalidIssuerError:
             raise InvalidToken("the token's issuer is not trusted") from None
         except jwt.InvalidTokenError as exc:
-            raise InvalidToken(f"the token is invalid: {exc}") from None
+            raise InvalidToken("the token is invalid", f"the token is invalid: {exc}") from None
         return claims

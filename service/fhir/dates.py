@@ -23,6 +23,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class DateOutOfRange(InvalidDate):
+    """A valid FHIR dateTime whose instant falls outside the years 1 to 9999 in UTC (e.g. the first hours of
+    the year 1 east of Greenwich): Python's datetime, and so the store, cannot hold it."""
+
+
 def to_utc_naive(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
@@ -41,19 +46,18 @@ def date_range(text: str) -> tuple[datetime, datetime]:
         )
     parts = match.groupdict()
     try:
+        # Each range ends on its own last microsecond, never by stepping into the next period: the day
+        # after 9999-12-31 is past the last date there is.
         year = int(parts["y"])
         if parts["m"] is None:
-            low = datetime(year, 1, 1)
-            return low, datetime(year + 1, 1, 1) - _ONE_MICROSECOND
+            return datetime(year, 1, 1), datetime(year, 12, 31, 23, 59, 59, 999_999)
         month = int(parts["m"])
         if parts["d"] is None:
-            low = datetime(year, month, 1)
             days = calendar.monthrange(year, month)[1]
-            return low, low + timedelta(days=days) - _ONE_MICROSECOND
+            return datetime(year, month, 1), datetime(year, month, days, 23, 59, 59, 999_999)
         day = int(parts["d"])
         if parts["H"] is None:
-            low = datetime(year, month, day)
-            return low, low + timedelta(days=1) - _ONE_MICROSECOND
+            return datetime(year, month, day), datetime(year, month, day, 23, 59, 59, 999_999)
         if parts["tz"] is None:
             raise InvalidDate(f"{text!r} has a time but no time zone; FHIR requires one (e.g. Z or +01:00)")
         fraction = parts["f"] or ""
@@ -62,14 +66,20 @@ def date_range(text: str) -> tuple[datetime, datetime]:
         low = datetime(year, month, day, int(parts["H"]), int(parts["M"]), int(parts["S"] or 0), micro, tzinfo=tz)
     except ValueError as exc:
         raise InvalidDate(f"{text!r} is not a valid date: {exc}") from None
-    low = to_utc_naive(low)
+    try:
+        low = to_utc_naive(low)
+    except OverflowError:
+        raise DateOutOfRange(
+            f"{text!r} is outside the dates this server handles: in UTC it falls before 0001-01-01 or after 9999-12-31"
+        ) from None
     if parts["S"] is None:
         precision = timedelta(minutes=1)
     elif not fraction:
         precision = timedelta(seconds=1)
     else:
         precision = timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction), 6))))
-    return low, low + precision - _ONE_MICROSECOND
+    # The last microsecond of the minute (second...) it names: within the same UTC day, so never past the end.
+    return low, low + (precision - _ONE_MICROSECOND)
 
 
 def instant_text(value: datetime) -> str:

@@ -13,6 +13,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.subscription import Subscription
+from orjson import dumps
 
 from service.fhir.errors import BadRequest
 from service.fhir.issues import Issue
@@ -62,6 +63,47 @@ def issues_from_validation_error(resource_type: str, exc: pydantic.ValidationErr
     return issues
 
 
+def _element_with_nul(resource: Mapping[str, Any], resource_type: str) -> tuple[str, bool] | None:
+    """(where, whether it is an element's name) of the first string holding U+0000, e.g.
+    ('QuestionnaireResponse.item[0].text', False)."""
+    pending: list[tuple[Any, str]] = [(resource, resource_type)]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path, False
+        elif isinstance(value, Mapping):
+            for key, child in reversed(list(value.items())):
+                if "\x00" in str(key):
+                    return path, True
+                pending.append((child, f"{path}.{key}"))
+        elif isinstance(value, list):
+            pending.extend((child, f"{path}[{index}]") for index, child in reversed(list(enumerate(value))))
+    return None
+
+
+def check_no_nul(resource: Mapping[str, Any], resource_type: str) -> None:
+    """Refuse a resource with U+0000 in a string: FHIR strings may not hold it, and PostgreSQL text cannot,
+    so it is refused alike on every database, naming the element."""
+    try:
+        if b"\\u0000" not in dumps(resource):  # JSON writes U+0000 so: the walk only finds where it is
+            return
+    except TypeError:
+        pass
+    found = _element_with_nul(resource, resource_type)
+    if found is not None:
+        element, is_name = found
+        where = f"An element name in {element}" if is_name else element
+        raise BadRequest(
+            Issue(
+                "error",
+                "value",
+                f"{where} contains the character U+0000 (NUL), which FHIR strings may not contain",
+                element,
+            )
+        )
+
+
 def validate_structure(resource: Mapping[str, Any], resource_type: str) -> None:
     """Raise BadRequest listing every structural problem (element names, types, cardinality, formats)."""
     actual = resource.get("resourceType")
@@ -74,6 +116,7 @@ def validate_structure(resource: Mapping[str, Any], resource_type: str) -> None:
                 f"{resource_type}.resourceType" if actual is None else str(actual),
             )
         )
+    check_no_nul(resource, resource_type)
     model = MODELS[resource_type]
     try:
         model.model_validate(resource)

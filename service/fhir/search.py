@@ -167,6 +167,13 @@ def parse_search(
     """Parse query pairs. Unknown parameters raise in strict mode and are listed in ``ignored`` otherwise."""
     request = SearchRequest(count=default_count)
     for key, raw in pairs:
+        if "\x00" in key or "\x00" in raw:
+            # No value holds it (PostgreSQL text cannot even be compared with it): refused on every database.
+            shown = key.replace("\x00", "\\0")
+            raise BadRequest(
+                f"Search parameter '{shown}' contains the character U+0000 (NUL), which no FHIR value holds",
+                code="value",
+            )
         name, _, modifier_text = key.partition(":")
         modifier = modifier_text or None
         if name in IGNORED_PARAMETERS:

@@ -7,6 +7,7 @@ Pure: FHIR JSON in, plain data out; no Flask, no database, no network.
 """
 
 from service.fhir.issues import Issue
+from service.scoring.budget import LIMITS, BudgetExceeded, Limits
 from service.scoring.check import ExpressionLocation, compile_questionnaire, questionnaire_expressions
 from service.scoring.definition import FHIRPATH
 from service.scoring.evaluator import ResponseEvaluator
@@ -18,11 +19,14 @@ from service.scoring.score import evaluate_expression, score_response
 
 __all__ = [
     "FHIRPATH",
+    "LIMITS",
     "Band",
+    "BudgetExceeded",
     "CompiledExpression",
     "ExpressionLocation",
     "FhirPathError",
     "Issue",
+    "Limits",
     "ResponseEvaluator",
     "SafetyFlag",
     "Score",

@@ -9,6 +9,7 @@ from typing import Any
 from fhirpathpy.engine.nodes import FP_Quantity, FP_TimeBase
 
 from service.scoring.extensions import to_number
+from service.scoring.functions import shown
 
 UCUM = "http://unitsofmeasure.org"
 _NUMERIC = ("valueInteger", "valueDecimal")
@@ -46,7 +47,7 @@ def _quantity(value: Any, unit: Mapping[str, Any] | None) -> dict[str, Any]:
         return quantity
     number = to_number(value)
     if number is None:
-        raise AnswerTypeError(f"{value!r} is not a number")
+        raise AnswerTypeError(f"{shown(value)} is not a number")
     quantity = {"value": json_number(number)}
     if unit:
         # questionnaire-unit is a Coding; a Quantity names it by display (or code), system and code.
@@ -64,36 +65,36 @@ def answer_for(item_type: str, value: Any, unit: Mapping[str, Any] | None = None
     if item_type == "integer":
         number = _as_number(value)
         if number is None or isinstance(value, bool):
-            raise AnswerTypeError(f"{value!r} is not a number")
+            raise AnswerTypeError(f"{shown(value)} is not a number")
         if isinstance(number, Decimal):  # to_number gives whole numbers as int
             raise AnswerTypeError(f"{number} is not a whole number (round it in the expression)")
         return {"valueInteger": int(number)}
     if item_type == "decimal":
         number = _as_number(value)
         if number is None or isinstance(value, bool):
-            raise AnswerTypeError(f"{value!r} is not a number")
+            raise AnswerTypeError(f"{shown(value)} is not a number")
         return {"valueDecimal": json_number(number)}
     if item_type == "quantity":
         return {"valueQuantity": _quantity(value, unit)}
     if item_type == "boolean":
         if not isinstance(value, bool):
-            raise AnswerTypeError(f"{value!r} is not a boolean")
+            raise AnswerTypeError(f"{shown(value)} is not a boolean")
         return {"valueBoolean": value}
     if item_type in _STRING_TYPES:
         if isinstance(value, bool) or isinstance(value, Mapping):
-            raise AnswerTypeError(f"{value!r} is not a string")
+            raise AnswerTypeError(f"{shown(value)} is not a string")
         number = to_number(value)
         return {_STRING_TYPES[item_type]: str(value) if number is None else str(json_number(number))}
     if item_type in _DATE_TYPES:
         if not isinstance(value, str | FP_TimeBase):
-            raise AnswerTypeError(f"{value!r} is not a {item_type}")
+            raise AnswerTypeError(f"{shown(value)} is not a {item_type}")
         return {_DATE_TYPES[item_type]: str(value)}
     if item_type in ("choice", "open-choice", "coding"):
         if isinstance(value, Mapping) and value.get("code"):
             return {"valueCoding": {key: value[key] for key in _CODING_KEYS if key in value}}
         if item_type == "open-choice" and isinstance(value, str):
             return {"valueString": value}
-        raise AnswerTypeError(f"{value!r} is not a Coding")
+        raise AnswerTypeError(f"{shown(value)} is not a Coding")
     raise AnswerTypeError(f"items of type {item_type!r} cannot hold a calculated value")
 
 

@@ -1,4 +1,5 @@
-"""Checking a Questionnaire's expressions and scoring extensions before it is used (for `questionnaires check`)."""
+"""Checking a Questionnaire's expressions, scoring extensions and answer patterns before it is used (for
+`questionnaires check` and before a Questionnaire is stored)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from service.scoring import extensions as ext
 from service.scoring.definition import FHIRPATH, ExpressionDef, ItemDef, definition_for
 from service.scoring.fhirpath import SDC_ENVIRONMENT, constant_names, function_names, known_functions
 from service.scoring.interpret import DIRECTIONS, BandError, read_band
+from service.scoring.patterns import PatternError, compile_pattern
 
 # The expressions scoring evaluates; the others (population, enableWhen ...) are listed but not run here.
 SCORING_KINDS = ("variable", "calculatedExpression", "safety-flag")
@@ -130,6 +132,15 @@ def _check_item_extensions(item: ItemDef) -> list[Issue]:
                 item.link_id,
             )
         )
+    for extension in ext.extensions(item.source, ext.REGEX):
+        pattern = extension.get("valueString")
+        if not isinstance(pattern, str):
+            continue
+        try:
+            compile_pattern(pattern)
+        except PatternError as exc:
+            # Validation could not check the item's answers: every response would be refused.
+            issues.append(Issue("error", "invalid", f"Item {item.link_id!r}: {exc}", item.path, item.link_id))
     for flag in item.flags:
         if flag.message is None:
             issues.append(
@@ -141,8 +152,9 @@ def _check_item_extensions(item: ItemDef) -> list[Issue]:
 
 
 def compile_questionnaire(questionnaire: Mapping[str, Any]) -> list[Issue]:
-    """Every problem scoring would meet in this Questionnaire: expressions that do not compile, call
-    functions this engine lacks or read undefined variables, and malformed scoring extensions."""
+    """Every problem scoring would meet in this Questionnaire: expressions that do not compile (or are too
+    long or too deep), call functions this engine lacks or read undefined variables, malformed scoring
+    extensions; and regex extensions validation could not run."""
     definition = definition_for(questionnaire)
     base = {name for name in SDC_ENVIRONMENT if name != "qitem"}
     issues, visible = _check_element(

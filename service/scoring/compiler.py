@@ -7,8 +7,9 @@ calling the same engine functions with the same parameters and touching the eval
 (``$this``, ``$index``, variables) in the same way and in the same order. A compiled expression therefore
 gives what the interpreter gives, errors included; the differential tests hold the two to that.
 
-Node types this module has no closure for are handed to the interpreter as they are (``do_eval``), over
-the same context. Where an expression contains one of the shapes scoring expressions are made of, that
+Node types this module has no closure for (date, time and quantity literals; calls the interpreter
+refuses before evaluating anything) are handed to the interpreter as they are (``do_eval``), over the
+same context. Where an expression contains one of the shapes scoring expressions are made of, that
 part is evaluated directly over the response JSON (``shapes.py``), when the rest of the expression cannot
 tell the difference.
 """
@@ -19,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any, cast
+from typing import Any
 
 from fhirpathpy.engine import do_eval, param_check_table, type_specifier, util
 from fhirpathpy.engine.evaluators import (
@@ -28,17 +29,17 @@ from fhirpathpy.engine.evaluators import (
     number_literal,
     string_literal,
 )
-from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
-from service.scoring.functions import FUNCTIONS, FhirPathError
+from service.scoring.budget import ENGINE_FUNCTIONS, LIMITS, Budget, tree_depth
+from service.scoring.functions import BUDGET_KEY, FhirPathError
 from service.scoring.shapes import answer_weights_shape
 
 R4_MODEL: Mapping[str, Any] = models["r4"]
 
-# What the interpreter looks functions up in (it merges the two tables on every call).
-REGISTRY: Mapping[str, Mapping[str, Any]] = {**cast(Mapping[str, Mapping[str, Any]], invocation_registry), **FUNCTIONS}
+# What the interpreter looks functions up in: every function and operator, each checking the budget.
+REGISTRY: Mapping[str, Mapping[str, Any]] = ENGINE_FUNCTIONS
 
 # The interpreter's helpers, with the types they have.
 arraify: Callable[[Any], list[Any]] = util.arraify
@@ -49,9 +50,9 @@ is_number: Callable[[Any], bool] = util.is_number
 is_some: Callable[[Any], bool] = util.is_some
 _CHECKS: Mapping[str, Callable[[Any], Any]] = param_check_table
 
-# Deeper trees are left to the interpreter: closures use fewer stack frames per node than the interpreter,
-# so an expression too deep for one might not be too deep for the other.
-MAX_DEPTH = 100
+# Deeper trees are refused when they are compiled (budget.py), so every expression the service accepts
+# has its closures; a deeper tree reaching here would be left to the interpreter.
+MAX_DEPTH = LIMITS.max_depth
 
 # (context, input collection) -> output collection: what every closure is, as the interpreter's evaluators.
 Closure = Callable[[dict[str, Any], Any], Any]
@@ -78,7 +79,7 @@ class _NotCompiled(Exception):
 def compile_plan(node: Mapping[str, Any], constants: Mapping[str, list[Any]]) -> Plan | None:
     """Closures for ``node`` (the expression's root node, as ``do_eval`` would be given it); None when the
     tree is too deep to compile. ``constants`` are the folded constant collections the tree reads."""
-    if _depth(node) > MAX_DEPTH:
+    if tree_depth(node, MAX_DEPTH) > MAX_DEPTH:
         return None
     compiler = _Compiler(constants, shapes_allowed=not _reads_leftovers(node))
     try:
@@ -86,17 +87,6 @@ def compile_plan(node: Mapping[str, Any], constants: Mapping[str, list[Any]]) ->
     except RecursionError:
         return None
     return Plan(run, frozenset(compiler.shapes), frozenset(compiler.interpreted))
-
-
-def _depth(node: Mapping[str, Any]) -> int:
-    deepest, pending = 0, [(node, 1)]
-    while pending:
-        current, depth = pending.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
-            break
-        pending.extend((child, depth + 1) for child in current.get("children") or () if isinstance(child, Mapping))
-    return deepest
 
 
 def _children(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -205,6 +195,8 @@ class _Compiler:
         self.interpreted.add(str(node.get("type")))
 
         def run(ctx: dict[str, Any], data: Any) -> Any:
+            budget: Budget = ctx[BUDGET_KEY]
+            ctx["model"] = budget.model  # the interpreter's navigation checks the time as it reads it
             return do_eval(ctx, data, node)  # type: ignore[no-untyped-call]
 
         return run
@@ -311,10 +303,10 @@ class _Compiler:
             raise _NotCompiled
         key = identifier(None, None, child)[0].replace("`", "")  # type: ignore[no-untyped-call]
         capitalized = is_capitalized(key)
-        r4_reducer = create_reduce_member_invocation(R4_MODEL, key)  # type: ignore[no-untyped-call]
+        # The engine always evaluates with the R4 model (the context's is the same model, checking the time).
+        reducer = create_reduce_member_invocation(R4_MODEL, key)  # type: ignore[no-untyped-call]
 
         def run(ctx: dict[str, Any], data: Any) -> Any:
-            model = ctx["model"]
             if isinstance(data, list):
                 if capitalized:
                     try:
@@ -322,8 +314,19 @@ class _Compiler:
                         return [ResourceNode.create_node(x, key) for x in filtered]  # type: ignore[no-untyped-call]
                     except TypeError:
                         pass
-                reducer = r4_reducer if model is R4_MODEL else create_reduce_member_invocation(model, key)  # type: ignore[no-untyped-call]
-                return list(reduce(reducer, data, []))
+                if len(data) < 2:
+                    return list(reduce(reducer, data, []))
+                # Element by element, checking as the result grows: what each element adds is its own
+                # (e.g. a response's items), but many elements may be the same response. (The time this
+                # takes is linear in what it builds, so the size bounds it.)
+                budget: Budget = ctx[BUDGET_KEY]
+                limit = budget.max_items
+                result: list[Any] = []
+                for element in data:
+                    result.extend(reducer([], element))
+                    if len(result) > limit:
+                        budget.too_many()
+                return result
             return []
 
         return run
@@ -331,10 +334,23 @@ class _Compiler:
     def _function(self, node: Mapping[str, Any]) -> Closure:
         name, raw_params = _function_parts(node)
         invocation = REGISTRY.get(name)
-        if invocation is None or "variadic" in invocation or invocation["fn"].__name__ == "trace_fn":
+        if invocation is None:
             raise _NotCompiled
         fn = invocation["fn"]
         nullable_input = "nullable_input" in invocation
+        if "variadic" in invocation:  # coalesce(): any number of arguments of one kind
+            arguments = [self._param(invocation["variadic"], raw) for raw in raw_params or []]
+
+            def variadic(ctx: dict[str, Any], data: Any) -> Any:
+                if nullable_input and is_nullable(data):
+                    return []
+                this = ctx["$this"] if "$this" in ctx else ctx["dataRoot"]
+                values = [argument(ctx, this) for argument in arguments]
+                return arraify(fn(ctx, arraify(data), *values))
+
+            return variadic
+        if fn.__name__ == "trace_fn" and raw_params is not None:
+            raw_params = raw_params[:1]  # the interpreter ignores trace()'s projection argument
         if "arity" not in invocation:
             if raw_params is not None and not is_empty(raw_params):
                 raise _NotCompiled

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.scoring.budget import Budget
 from service.scoring.extensions import as_list, json_copy
 from service.scoring.fhirpath import CompiledExpression, compile_expression, evaluate, item_node
 from service.scoring.functions import FhirPathError
@@ -27,7 +28,8 @@ class ResponseEvaluator:
     ``%context`` (the response element at ``location``, which is also the expression's input),
     ``%qitem`` (the Questionnaire item given, else empty) and the caller's ``variables``. weight(),
     ordinal() and answers() read the answers of this response and the answer options, contained value
-    sets and code systems of this Questionnaire, plus the ``terminology`` given.
+    sets and code systems of this Questionnaire, plus the ``terminology`` given. All the evaluations
+    spend one budget (``budget.py``): together they may take only so long.
     """
 
     # The names every evaluation defines itself; a caller's variable with one of them is not seen.
@@ -49,6 +51,7 @@ class ResponseEvaluator:
             Terminology(terminology),
         )
         self._q_items: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        self._budget = Budget()
 
     def evaluate(
         self,
@@ -75,7 +78,7 @@ class ResponseEvaluator:
             "qitem": self._q_item(qitem),
             "context": focus,
         }
-        return evaluate(compiled, focus, env, self._sdc)
+        return evaluate(compiled, focus, env, self._sdc, self._budget)
 
     def _focus(self, location: str) -> Any:
         if location == ROOT:

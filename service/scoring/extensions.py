@@ -21,6 +21,7 @@ VARIABLE = CORE + "variable"
 ITEM_WEIGHT = CORE + "itemWeight"
 ORDINAL_VALUE = CORE + "ordinalValue"  # the R4 name of itemWeight, still common in published forms
 QUESTIONNAIRE_UNIT = CORE + "questionnaire-unit"
+REGEX = CORE + "regex"  # a pattern answers must match (validation applies it; the check reads it too)
 ITEM_WEIGHT_PROPERTY = "http://hl7.org/fhir/concept-properties#itemWeight"
 
 SCORE_BAND = PROJECT + "score-band"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,8 +33,10 @@ from fhirpathpy.parser import parse
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from service.scoring.budget import ENGINE_FUNCTIONS, LIMITS, Budget, tree_depth
 from service.scoring.compiler import Plan, compile_plan
 from service.scoring.functions import (
+    BUDGET_KEY,
     FUNCTIONS,
     SDC_KEY,
     FhirPathError,
@@ -43,8 +46,6 @@ from service.scoring.functions import (
     make_node,
 )
 
-R4_MODEL: Mapping[str, Any] = models["r4"]
-
 # Environment variables every expression may use (FHIRPath and FHIR define these; SDC adds the rest).
 STANDARD_CONSTANTS: Mapping[str, str] = {
     "ucum": "http://unitsofmeasure.org",
@@ -52,6 +53,7 @@ STANDARD_CONSTANTS: Mapping[str, str] = {
     "loinc": "http://loinc.org",
 }
 SDC_ENVIRONMENT = ("resource", "questionnaire", "qitem", "context", *STANDARD_CONSTANTS)
+R4_MODEL: Mapping[str, Any] = models["r4"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class CompiledExpression:
 
     ``ast`` is the expression as written; ``program`` is what runs: the same tree with each constant
     collection (such as ``('a' | 'b' | 'c')``) computed once and read from ``constants``. ``plan`` is
-    ``program`` compiled into closures (None for a tree too deep to compile: the interpreter runs it).
+    ``program`` compiled into closures (None for a tree the compiler cannot take: the interpreter runs it).
     """
 
     text: str
@@ -105,6 +107,8 @@ def compile_expression(text: str) -> CompiledExpression:
 def _compile(text: str) -> CompiledExpression | str:
     if not text.strip():
         return "the expression is empty"
+    if len(text) > LIMITS.max_expression_length:  # parsing alone would take seconds
+        return f"the expression is {len(text):,} characters long; at most {LIMITS.max_expression_length:,} are allowed"
     constants: dict[str, list[Any]] = {}
     try:
         _check_syntax(text)
@@ -116,6 +120,8 @@ def _compile(text: str) -> CompiledExpression | str:
         raise
     except Exception as exc:  # the parser's own failures, whatever their class
         return f"the parser failed ({exc or type(exc).__name__})"
+    if tree_depth(program, LIMITS.max_depth) > LIMITS.max_depth:
+        return f"the expression nests more than {LIMITS.max_depth} levels deep"
     return CompiledExpression(text, ast, program, constants, _plan(program, constants))
 
 
@@ -147,7 +153,7 @@ def _fold(node: Mapping[str, Any], constants: dict[str, list[Any]]) -> Mapping[s
     """
     if node.get("type") == "UnionExpression" and _is_constant(node):
         try:
-            value = do_eval(_context([], {}, None), [], node)  # type: ignore[no-untyped-call]
+            value = do_eval(_context([], {}, None, Budget()), [], node)  # type: ignore[no-untyped-call]
         except Exception:  # leave it to fail (or not) where it is evaluated
             value = None
         if isinstance(value, list):
@@ -231,9 +237,31 @@ def interpreted() -> Iterator[None]:
         _interpreted.reset(token)
 
 
-def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None) -> dict[str, Any]:
+def _no_trace(label: str, values: Any) -> None:
+    """trace() writes nothing: fhirpathpy would print every value to the server's output."""
+
+
+def _context(root: list[Any], env: dict[str, Any], sdc: SdcFunctions | None, budget: Budget) -> dict[str, Any]:
     """The engine's evaluation context (its own structure, as fhirpathpy's evaluate() builds it)."""
-    return {"dataRoot": root, "vars": env, "model": R4_MODEL, "userInvocationTable": FUNCTIONS, SDC_KEY: sdc}
+    return {
+        "dataRoot": root,
+        "vars": env,
+        "model": R4_MODEL,  # the closures read none; the interpreter is given the budget's (see evaluate)
+        "userInvocationTable": ENGINE_FUNCTIONS,
+        "traceFn": _no_trace,
+        SDC_KEY: sdc,
+        BUDGET_KEY: budget,
+    }
+
+
+# How Python shows an object without a text of its own: "<fhirpathpy.engine.nodes.ResourceNode object at 0x7f..>".
+_OBJECT = re.compile(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+
+
+def _message(exc: BaseException) -> str:
+    """The engine's message for a failure, without the memory addresses it may show (they differ from one
+    evaluation to the next, so the same failure would not read the same twice)."""
+    return _OBJECT.sub(r"<\1>", str(exc)) or type(exc).__name__
 
 
 def item_node(item: Mapping[str, Any], location: str) -> Any:
@@ -246,10 +274,13 @@ def evaluate(
     focus: Any,
     variables: Mapping[str, Any],
     sdc: SdcFunctions,
+    budget: Budget | None = None,
 ) -> list[Any]:
     """Evaluate over ``focus`` with ``%`` variables; returns the engine's items (see ``plain``).
 
-    Raises FhirPathError for anything that goes wrong inside the engine.
+    ``budget``: the one shared by every evaluation over the same response (a new one if not given).
+    Raises FhirPathError for anything that goes wrong inside the engine, BudgetExceeded (a FhirPathError)
+    when the expression goes over a limit.
     """
     constants.reset()  # type: ignore[no-untyped-call]  # now()/today() are fixed for one evaluation
     root = focus if isinstance(focus, list) else ([] if focus is None else [focus])
@@ -260,23 +291,30 @@ def evaluate(
         env.setdefault(name, uri)
     for name, folded in expression.constants.items():
         env[name] = list(folded)
-    ctx = _context(root, env, sdc)
+    budget = budget or Budget()
+    ctx = _context(root, env, sdc, budget)
     plan = expression.plan
     try:
+        budget.tick()  # once the response's time is spent, no expression starts
         if plan is not None and not _interpreted.get():
             result = plan.run(ctx, root)
         else:
+            ctx["model"] = budget.model
             result = do_eval(ctx, root, expression.program["children"][0])  # type: ignore[no-untyped-call]
-    except FhirPathError:
+            budget.check(result)  # the interpreter's last step may be a navigation nothing has checked
+    except FhirPathError as exc:
+        message = _message(exc)
+        if message != str(exc):
+            raise type(exc)(message) from exc
         raise
     except RecursionError as exc:
         raise FhirPathError("the expression nests too deeply") from exc
     except Exception as exc:
         if not raised_by_engine(exc):
             raise  # a defect in the service's own code: the server's failure (500), never the client's
-        raise FhirPathError(str(exc) or type(exc).__name__) from exc  # the engine could not evaluate it
+        raise FhirPathError(_message(exc)) from exc  # the engine could not evaluate it
     if isinstance(result, dict) and result.get("$status") == "error":
-        raise FhirPathError(str(result.get("$error")))
+        raise FhirPathError(_message(Exception(result.get("$error"))))
     return list(result) if isinstance(result, list) else [result]
 
 

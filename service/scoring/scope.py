@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from service.scoring.budget import Budget
 from service.scoring.definition import FHIRPATH, ExpressionDef, ItemDef, QuestionnaireDefinition
 from service.scoring.fhirpath import evaluate, item_node
 from service.scoring.functions import FhirPathError, SdcFunctions
@@ -114,7 +115,10 @@ def child_lists(item: Mapping[str, Any]) -> list[list[Any]]:
 
 
 class Scope:
-    """Evaluates expressions over one response (a private copy) for one Questionnaire definition."""
+    """Evaluates expressions over one response (a private copy) for one Questionnaire definition.
+
+    All of them spend one budget (``budget.py``): together they may take only so long.
+    """
 
     def __init__(
         self,
@@ -127,12 +131,13 @@ class Scope:
         self.response = response
         self.sdc = sdc
         self.report = report
+        self.budget = Budget()
 
     def evaluate(self, expression: ExpressionDef, focus: Any, env: Mapping[str, Any]) -> list[Any]:
         """The engine's result; raises FhirPathError (also for an expression that did not compile)."""
         if expression.compiled is None:
             raise FhirPathError(expression.error or "the expression did not compile")
-        return evaluate(expression.compiled, focus, env, self.sdc)
+        return evaluate(expression.compiled, focus, env, self.sdc, self.budget)
 
     def build_environment(
         self,

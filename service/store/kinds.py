@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, exists, false, or_, select
+from sqlalchemy import ColumnElement, case, exists, false, func, or_, select
 
-from service.fhir.dates import InvalidDate, date_range
+from service.fhir.dates import DateOutOfRange, InvalidDate, date_range
+from service.fhir.errors import BadRequest
+from service.fhir.issues import Issue
 from service.fhir.search import Criterion, ReferenceValue, SearchCapabilities, SearchParamDef, TokenValue
 from service.store.filters import (
     Column,
@@ -49,7 +51,8 @@ class ResourceKind:
     model: type[ResourceRow]
     capabilities: SearchCapabilities
     filters: Mapping[str, Filter]
-    sort_columns: Mapping[str, Column]
+    # What each _sort key orders by: never NULL, since a page token carries the last row's values.
+    sort_columns: Mapping[str, Column | ColumnElement[Any]]
     index: Callable[[ResourceRow, Mapping[str, Any]], None]  # copy search columns from the resource to the row
     # The patient whose compartment a row belongs to, for patient-scoped access (None: not in one).
     compartment: Callable[[ResourceRow], str | None] | None = None
@@ -171,17 +174,22 @@ QUESTIONNAIRE = ResourceKind(
     },
     sort_columns={
         "_lastUpdated": QuestionnaireRow.last_updated,
-        "name": QuestionnaireRow.name_folded,
-        "title": QuestionnaireRow.title_folded,
+        # A Questionnaire without a name (title) sorts first, as the empty name; the next page starts after it.
+        "name": func.coalesce(QuestionnaireRow.name_folded, ""),
+        "title": func.coalesce(QuestionnaireRow.title_folded, ""),
     },
     index=_index_questionnaire,
 )
 
 
-def _date_columns(value: Any) -> tuple[datetime | None, datetime | None]:
+def _date_columns(value: Any, element: str) -> tuple[datetime | None, datetime | None]:
+    """The indexed UTC range of a date element. A value no column can hold is refused (the write changes
+    nothing): stored unindexed, the resource would silently drop out of every date search."""
     if isinstance(value, str):
         try:
             return date_range(value)
+        except DateOutOfRange as exc:
+            raise BadRequest(Issue("error", "value", f"{element}: {exc}", element)) from None
         except InvalidDate:
             return None, None
     return None, None
@@ -200,7 +208,7 @@ def _index_questionnaire_response(row: ResourceRow, resource: Mapping[str, Any])
     row.subject_type, row.subject_id = split_reference(resource.get("subject"))
     row.author_type, row.author_id = split_reference(resource.get("author"))
     authored = resource.get("authored")
-    row.authored_low, row.authored_high = _date_columns(authored)
+    row.authored_low, row.authored_high = _date_columns(authored, "QuestionnaireResponse.authored")
     row.authored_key = row.authored_low or EARLIEST
     identifier = resource.get("identifier")
     if isinstance(identifier, dict):
@@ -260,7 +268,9 @@ def _index_observation(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     assert isinstance(row, ObservationRow)
     row.status = resource.get("status", "")
     row.subject_type, row.subject_id = split_reference(resource.get("subject"))
-    row.effective_low, row.effective_high = _date_columns(resource.get("effectiveDateTime"))
+    row.effective_low, row.effective_high = _date_columns(
+        resource.get("effectiveDateTime"), "Observation.effectiveDateTime"
+    )
     row.effective_key = row.effective_low or EARLIEST
     derived = [split_reference(ref) for ref in resource.get("derivedFrom", [])]
     row.derived_from_id = next((rid for rtype, rid in derived if rtype == "QuestionnaireResponse"), None)

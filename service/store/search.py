@@ -32,18 +32,33 @@ def _encode_page(values: list[Any], forward: bool) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_page(token: str, sort_is_date: list[bool]) -> tuple[list[Any], bool]:
+_BIGINT = 2**63  # the store's integer keys are 64-bit
+
+
+def _key_value(value: Any, kind: type) -> Any:
+    """One decoded sort-key value, if it is one a column of ``kind`` could hold (else ValueError).
+
+    The token comes back from the client: anything but what ``_encode_page`` writes (a list or an object,
+    a boolean for a number, an integer past 64 bits, a NUL in a string) would reach the database.
+    """
+    if kind is datetime and type(value) is str:
+        found = datetime.fromisoformat(value)
+        if found.tzinfo is None:
+            return found
+    elif kind is int and type(value) is int and -_BIGINT <= value < _BIGINT:
+        return value
+    elif kind is str and type(value) is str and "\x00" not in value:
+        return value
+    raise ValueError(f"not a {kind.__name__} key")
+
+
+def _decode_page(token: str, kinds: list[type]) -> tuple[list[Any], bool]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        values = list(data["k"])
-        forward = bool(data["f"])
-        if len(values) != len(sort_is_date):
-            raise ValueError("wrong length")
-        decoded = [
-            datetime.fromisoformat(v) if is_date and v is not None else v
-            for v, is_date in zip(values, sort_is_date, strict=True)
-        ]
-        return decoded, forward
+        values, forward = data["k"], data["f"]
+        if type(values) is not list or type(forward) is not bool or len(values) != len(kinds):
+            raise ValueError("not a page token")
+        return [_key_value(value, kind) for value, kind in zip(values, kinds, strict=True)], forward
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise BadRequest(
             "The _page token is not valid for this search; start again from the first page", code="value"
@@ -72,13 +87,13 @@ def search(session: Session, kind: ResourceKind, request: SearchRequest) -> Sear
     columns: list[tuple[Any, bool]] = [(kind.sort_columns[name], descending) for name, descending in sort]
     # The surrogate key breaks ties, in the direction of the last sort key, so the order is total.
     columns.append((model.pk, sort[-1][1]))
-    is_date = [isinstance(col.type.python_type, type) and col.type.python_type is datetime for col, _ in columns]
+    kinds: list[type] = [col.type.python_type for col, _ in columns]
 
     forward = True
     patient = kind.patient_column if kind.patient_column is not None else null()
     query: Select[Any] = select(model.id, model.resource_json, patient, *[col for col, _ in columns]).where(*conditions)
     if request.page:
-        values, forward = _decode_page(request.page, is_date)
+        values, forward = _decode_page(request.page, kinds)
         query = query.where(keyset_after(columns, values, forward=forward))
     ordering = [(col.desc() if descending == forward else col.asc()) for col, descending in columns]
     rows = list(session.execute(query.order_by(*ordering).limit(request.count + 1)))

@@ -3,10 +3,10 @@ item's value constraints (maxLength, minLength, regex, minValue/maxValue, maxDec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from service.scoring.patterns import PatternError, compile_pattern
 from service.validation import bounds, complex_answers, options
 from service.validation.context import (
     EXT_MAX_DECIMALS,
@@ -45,11 +45,6 @@ PERMITTED: dict[str, tuple[str, ...]] = {
 }
 # answerOption values R4 allows besides Coding; an item offering them accepts them as answers.
 _OPTION_KEYS = ("valueInteger", "valueDate", "valueTime", "valueString", "valueReference")
-
-# Regular expressions come from the Questionnaire author; the answer they run on is bounded so that a
-# pathological pattern cannot take unbounded time on a long answer.
-MAX_REGEX_INPUT = 4096
-_regex_cache: dict[str, re.Pattern[str] | str] = {}
 
 
 def permitted_keys(q_item: JSON, kind: str) -> tuple[str, ...]:
@@ -252,37 +247,20 @@ def _check_text(
 def _check_regex(
     context: Context, pattern: str, value: str, shown: str, path: str, label: str, link_id: str | None
 ) -> None:
-    compiled = _regex_cache.get(pattern)
-    if compiled is None:
-        try:
-            compiled = re.compile(pattern)
-        except (re.error, RecursionError, OverflowError) as exc:
-            compiled = str(exc)
-        if len(_regex_cache) < 256:
-            _regex_cache[pattern] = compiled
-    if isinstance(compiled, str):
-        context.once(
-            "warning",
-            "processing",
-            f"The regex of item {label} is not a valid regular expression ({compiled}); it was not applied",
-            path,
-            link_id,
-        )
-        return
-    if len(value) > MAX_REGEX_INPUT:
-        context.add(
-            "warning",
-            "processing",
-            f"Answer to item {label} is too long ({len(value)} characters) to be checked against its regex",
-            path,
-            link_id,
-        )
-        return
+    # The pattern comes from the Questionnaire's author: RE2 runs it in time linear in the answer's length,
+    # and one it cannot run leaves the answer unchecked, which is an error, not a pass.
     try:
-        matched = compiled.fullmatch(value) is not None
-    except (RecursionError, re.error):
-        matched = True
-    if not matched:
+        compiled = compile_pattern(pattern)
+    except PatternError as exc:
+        context.once(
+            "error",
+            "processing",
+            f"The regex extension of item {label} cannot be applied: {exc}; its answers cannot be checked",
+            path,
+            link_id,
+        )
+        return
+    if compiled.fullmatch(value) is None:
         context.add(
             "error",
             "value",

@@ -1,7 +1,9 @@
 """enableWhenExpression, questionnaire-constraint and SDC variables, evaluated by the scoring engine.
 
 The engine works on its own copies of the inputs; any failure to parse or evaluate comes back as text
-for an issue, never as an exception.
+for an issue, never as an exception. An expression that cannot be evaluated is a warning (its rule is
+not applied), except one stopped by the evaluation budget: that is an error naming the expression, for
+the response could not be checked at all.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from service.scoring import FHIRPATH, FhirPathError, ResponseEvaluator, compile_expression, plain
+from service.scoring import FHIRPATH, BudgetExceeded, FhirPathError, ResponseEvaluator, compile_expression, plain
 from service.validation.context import EXT_VARIABLE, JSON, Context, describe, extensions, text_value
 from service.validation.tree import Node, QuestionnaireIndex
 
@@ -54,6 +56,8 @@ class Expressions:
                     continue
                 try:
                     variables[name] = self._run(text, location, owner, variables)
+                except BudgetExceeded as exc:
+                    raise BudgetExceeded(f"{exc} (in variable '{name}': {text})") from None
                 except FhirPathError as exc:
                     self._context.once(
                         "warning",
@@ -73,6 +77,8 @@ class Expressions:
             self._evaluator = ResponseEvaluator(self._context.questionnaire, self._context.response)
         try:
             return self._evaluator.evaluate(compiled, location, qitem=q_item, variables=variables)
+        except BudgetExceeded as exc:
+            raise BudgetExceeded(f"was stopped: {exc}") from None
         except FhirPathError as exc:
             raise FhirPathError(f"failed: {_brief(exc)}") from None
 
@@ -83,6 +89,16 @@ class Expressions:
         cannot be evaluated."""
         try:
             result = self.evaluate(expression, focus, q_item)
+        except BudgetExceeded as exc:
+            self._context.once(
+                "error",
+                "too-costly",
+                f"The {purpose} of {_owner(q_item)} {exc}; the response cannot be checked against it. "
+                f"Expression: {expression}",
+                focus.path,
+                text_value(q_item.get("linkId")) if q_item is not None else None,
+            )
+            return None
         except FhirPathError as exc:
             self._context.once(
                 "warning",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -476,3 +478,16 @@ def test_development_mode_needs_no_token(open_app: Flask, keys: Keys) -> None:
     assert response.status_code == 200
     assert response.get_json() == {"cards": []}
     assert client.feedback(str(uuid.uuid4())).status_code == 200
+
+
+def test_the_cds_challenge_never_echoes_the_token(cds: Cds) -> None:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    header = {"alg": 'x", realm="evil', "typ": "JWT"}
+    token = ".".join([part(header), part({"iss": EHR, "aud": SERVICE_URL}), "c2ln"])
+    response = cds.post("recovery-proms", hook_request(), token=token)
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert re.fullmatch(r'Bearer error="invalid_token", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]*"', challenge)
+    assert "evil" not in challenge

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -226,3 +227,45 @@ def test_discovery_needs_no_token(fhir: Fhir) -> None:
     assert anonymous.get("metadata").status_code == 200
     assert anonymous.get("StructureDefinition/score-band").status_code == 200
     assert anonymous.get("Questionnaire").status_code == 401  # the library itself needs a client
+
+
+def _token_with_header(header: dict[str, Any]) -> str:
+    """A JWT-shaped token with any header at all (never signed: it is refused before any key is looked up)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part(header)}.{part(_claims())}.c2lnbmF0dXJl"
+
+
+# What RFC 6750 allows between the quotes of error_description: printable ASCII but '"' and '\'.
+CHALLENGE = re.compile(r'Bearer error="invalid_token", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]*"')
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": 'x", realm="evil', "typ": "JWT"},
+        {"alg": 'RS256", error="insufficient_scope', "kid": "k"},
+        {"alg": 'x\\" realm=\\"evil', "typ": "JWT"},
+        {"alg": "é\u2028x", "typ": "JWT"},
+        {"alg": "RS256", "kid": 'k", realm="evil'},
+    ],
+)
+def test_the_challenge_never_echoes_the_token(fhir: Fhir, header: dict[str, Any]) -> None:
+    result = fhir.as_token(_token_with_header(header)).get("QuestionnaireResponse")
+    assert result.status_code == 401
+    challenge = result.headers["WWW-Authenticate"]
+    assert CHALLENGE.fullmatch(challenge), challenge
+    assert "evil" not in challenge and header["alg"] not in challenge
+    # What was wrong, token text included, is told in the OperationOutcome (JSON-escaped), not in a header.
+    text = result.get_json()["issue"][0]["details"]["text"]
+    assert "The bearer token was refused" in text
+    if header["alg"] != "RS256":
+        assert repr(header["alg"]) in text
+
+
+def test_every_challenge_is_fixed_text(fhir: Fhir, keys: Keys) -> None:
+    for problem, token in bad_tokens(keys).items():
+        challenge = fhir.as_token(token).get("QuestionnaireResponse").headers["WWW-Authenticate"]
+        assert CHALLENGE.fullmatch(challenge), (problem, challenge)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,3 +65,31 @@ def test_fhir_client_creates_reads_and_pages_through_a_search(live_server: str) 
     assert bad.json()["resourceType"] == "OperationOutcome"
     metrics = requests.get(f"{live_server}/metrics", timeout=5).text
     assert 'proms_http_requests_total{method="POST",route="/fhir/<resource_type>",status="201"}' in metrics
+
+
+def _raw_exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send a malformed chunk) and read the whole answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("chunk_size", [b"zz", b"-1", b"1;\rx"])
+def test_a_malformed_chunked_body_is_a_400_operation_outcome(live_server: str, chunk_size: bytes) -> None:
+    status, headers, body = _raw_exchange(
+        live_server,
+        b"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: proms.test\r\nContent-Type: application/fhir+json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_size + b"\r\n{}\r\n0\r\n\r\n",
+    )
+    assert status == 400
+    assert headers["content-type"].startswith("application/fhir+json")
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "chunked transfer coding is malformed" in outcome["issue"][0]["details"]["text"]

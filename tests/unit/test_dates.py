@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from service.fhir.dates import InvalidDate, date_range, instant_text
+from service.fhir.dates import DateOutOfRange, InvalidDate, date_range, instant_text
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,33 @@ def test_date_range(text: str, low: datetime, high: datetime) -> None:
 def test_invalid_dates(text: str) -> None:
     with pytest.raises(InvalidDate):
         date_range(text)
+
+
+LAST = datetime(9999, 12, 31, 23, 59, 59, 999999)
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("9999", datetime(9999, 1, 1), LAST),
+        ("9999-12", datetime(9999, 12, 1), LAST),
+        ("9999-12-31", datetime(9999, 12, 31), LAST),
+        ("9999-12-31T23:59Z", datetime(9999, 12, 31, 23, 59), LAST),
+        ("9999-12-31T23:59:59.999999Z", LAST, LAST),
+        ("9999-12-31T23:59:59+14:00", datetime(9999, 12, 31, 9, 59, 59), datetime(9999, 12, 31, 9, 59, 59, 999999)),
+        ("0001", datetime(1, 1, 1), datetime(1, 12, 31, 23, 59, 59, 999999)),
+        ("0001-01-01T00:00:00-14:00", datetime(1, 1, 1, 14), datetime(1, 1, 1, 14, 0, 0, 999999)),
+    ],
+)
+def test_the_ends_of_the_calendar(text: str, low: datetime, high: datetime) -> None:
+    assert date_range(text) == (low, high)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "9999-12-31T23:00-01:00", "0001-01-01T00:00:00+14:00"])
+def test_instants_outside_the_calendar_in_utc(text: str) -> None:
+    with pytest.raises(DateOutOfRange, match="outside the dates this server handles"):
+        date_range(text)
+    assert issubclass(DateOutOfRange, InvalidDate)  # every caller refusing invalid dates refuses these
 
 
 def test_instant_text_is_utc_with_milliseconds() -> None:

@@ -141,3 +141,24 @@ def test_scoring_extensions_are_checked() -> None:
     assert any("above 'high'" in text for text in texts)
     assert any("score-direction" in text for text in texts)
     assert any("safety-flag has no message" in text for text in texts)
+
+
+@pytest.mark.parametrize("pattern", [r"(\d)\1", "(?=x)y", "([a-z"])
+def test_a_regex_validation_cannot_run_is_an_error(pattern: str) -> None:
+    item = {
+        "linkId": "postcode",
+        "type": "string",
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/regex", "valueString": pattern}],
+    }
+    (issue,) = compile_questionnaire(form(item))
+    assert issue.severity == "error" and issue.link_id == "postcode" and "cannot be used" in issue.text
+    item["extension"][0]["valueString"] = "[A-Z]{2}[0-9]+"
+    assert compile_questionnaire(form(item)) == []
+
+
+def test_expressions_over_the_limits_are_errors() -> None:
+    deep = calc_item("deep", "(" * 100 + "1" + ")" * 100)
+    long = calc_item("long", " + ".join(["1"] * 1100))
+    issues = compile_questionnaire(form(deep, long))
+    assert [issue.link_id for issue in issues] == ["deep", "long"]
+    assert "nests more than" in issues[0].text and "characters long" in issues[1].text

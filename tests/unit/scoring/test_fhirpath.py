@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -119,3 +120,31 @@ class TestValues:
         }
         assert evaluate_expression(form, response, "%resource.answers().value") == [1, 2]
         assert evaluate_expression(form, response, "%resource.item.answers().value") == [1, 2]
+
+
+class TestRegularExpressions:
+    """matches() and replaceMatches() run RE2 (linear time), with fhirpathpy's meaning otherwise."""
+
+    def test_matches_searches_with_dot_matching_newlines(self) -> None:
+        assert run("'ab\\ncd'.matches('b.c')") == [True]
+        assert run("'abc'.matches('^b')") == [False]
+        assert run("'2024-01'.matches('[0-9]{4}')") == [True]
+
+    def test_replace_matches_names_groups_with_dollars(self) -> None:
+        assert run("'joe@example.org'.replaceMatches('(\\\\w+)@(\\\\w+)', '$2 has $1')") == ["example has joe.org"]
+
+    def test_a_catastrophic_pattern_is_answered(self) -> None:
+        # A backtracking engine takes hours over 40 a's and a "!" (RE2 never backtracks): the evaluation
+        # runs aside so that such a regression fails here instead of stalling the suite.
+        found: list[list[Any]] = []
+        worker = threading.Thread(target=lambda: found.append(run(f"'{'a' * 40}!'.matches('^(a+)+$')")), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert found == [[False]], "matches() did not finish: the pattern engine backtracks"
+
+    @pytest.mark.parametrize("pattern", ["(a)\\\\1", "a(?=b)", "(?<!x)a"])
+    def test_backreferences_and_lookaround_are_errors(self, pattern: str) -> None:
+        with pytest.raises(FhirPathError, match="RE2"):
+            run(f"'aa'.matches('{pattern}')")
+        with pytest.raises(FhirPathError, match="RE2"):
+            run(f"'aa'.replaceMatches('{pattern}', 'b')")

@@ -43,7 +43,8 @@ from service.token_replay import first_use
 SERVICE_ID = "recovery-proms"
 JSON_TYPES = ("application/json", "application/fhir+json")
 ERROR_CODES = {400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found", 409: "conflict",
-               412: "conflict", 413: "too_large", 422: "unprocessable", 503: "unavailable"}  # fmt: skip
+               412: "conflict", 413: "too_large", 422: "unprocessable", 429: "too_many_requests",
+               503: "unavailable"}  # fmt: skip
 WWW_AUTHENTICATE = 'Bearer error="invalid_token", error_description="{}"'
 
 blueprint = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")

@@ -1,4 +1,5 @@
-"""What a worker process does each round: deliver subscription notifications and run bulk exports.
+"""What a worker process does each round: deliver subscription notifications, run bulk exports, and (once a minute)
+delete expired exports and clinician-app sessions.
 
 Several workers may run against PostgreSQL: every piece of work is claimed with SELECT ... FOR UPDATE SKIP
 LOCKED plus a lease, so none is done twice at once and a dead worker's work is picked up when its lease
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 
+from service.clinician_sessions import remove_expired_sessions
 from service.exports.runner import Exporter
 from service.fhir.dates import utcnow
 from service.fhir.errors import DatabaseUnavailable
@@ -76,8 +78,13 @@ class WorkRounds:
         delivered = self.deliverer.deliver_next()
         if time.monotonic() - self._last_cleanup > 60:
             self._last_cleanup = time.monotonic()
-            self.exporter.remove_expired()
+            self.tidy_up()
         return bool(matched or delivered)
+
+    def tidy_up(self) -> None:
+        """Delete what has expired: exports past their retention (with their files), clinician-app sessions."""
+        self.exporter.remove_expired()
+        remove_expired_sessions(self.services)
 
     def export_round(self, stop: threading.Event) -> bool:
         """Claim one export and run it to the end (or until ``stop``); True when there was one."""

@@ -28,7 +28,6 @@ def start_worker(settings: Settings, log: Path, *, level: str = "WARNING") -> su
         "PROMS_WORKER_LEASE_SECONDS": "1.5",
         "PROMS_WORKER_RETRY_BASE_SECONDS": "0.05",
         "PROMS_WORKER_HTTP_TIMEOUT_SECONDS": "10",
-        "PROMS_EXPORT_DIR": str(settings.export_dir),
     }
     with log.open("ab") as output:
         return subprocess.Popen([PROMS, "worker"], env=env, stdout=output, stderr=output)

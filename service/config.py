@@ -55,6 +55,15 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0, minimum=1)
+    if port > 65535:
+        raise SettingsError(f"{name} must be a port number (1-65535), got {port}")
+    return port
+
+
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
@@ -151,6 +160,7 @@ class Settings:
     worker_error_retry_seconds: float = 300.0  # the slow rate at which errored subscriptions are retried
     worker_http_timeout_seconds: float = 10.0
     worker_lease_seconds: float = 60.0  # a claim on a job outlives a dead worker by at most this long
+    worker_metrics_port: int | None = None  # the worker's own Prometheus /metrics, on PROMS_HOST; none: not served
     # Bulk Data export: files are kept in the database, in chunks, and deleted with their export.
     export_retention_hours: float = 24.0
     export_file_max_bytes: int = 100_000_000  # a type's output is split into several files past this size
@@ -271,6 +281,7 @@ class Settings:
                 env, "PROMS_WORKER_HTTP_TIMEOUT_SECONDS", defaults.worker_http_timeout_seconds, minimum=0.1
             ),
             worker_lease_seconds=_float(env, "PROMS_WORKER_LEASE_SECONDS", defaults.worker_lease_seconds, minimum=1),
+            worker_metrics_port=_optional_port(env, "PROMS_WORKER_METRICS_PORT"),
             export_retention_hours=_float(env, "PROMS_EXPORT_RETENTION_HOURS", defaults.export_retention_hours),
             export_file_max_bytes=_int(
                 env, "PROMS_EXPORT_FILE_MAX_BYTES", defaults.export_file_max_bytes, minimum=1024

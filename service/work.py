@@ -20,6 +20,7 @@ from service.clinician_sessions import remove_expired_sessions
 from service.exports.runner import Exporter
 from service.fhir.dates import utcnow
 from service.fhir.errors import DatabaseUnavailable
+from service.observability import WorkerMetrics
 from service.services import Services
 from service.store import outbox
 from service.subscriptions.delivery import Deliverer
@@ -32,11 +33,12 @@ def new_worker_id() -> str:
 
 
 class WorkRounds:
-    def __init__(self, services: Services, worker_id: str | None = None) -> None:
+    def __init__(self, services: Services, worker_id: str | None = None, metrics: WorkerMetrics | None = None) -> None:
         self.services = services
         self.worker_id = worker_id or new_worker_id()
-        self.deliverer = Deliverer(services, self.worker_id)
-        self.exporter = Exporter(services, self.worker_id)
+        self.metrics = metrics or WorkerMetrics()
+        self.deliverer = Deliverer(services, self.worker_id, metrics=self.metrics)
+        self.exporter = Exporter(services, self.worker_id, self.metrics)
         # Set while this worker may work (always on PostgreSQL; while it holds the lock row on SQLite).
         self.active = threading.Event()
         self._last_cleanup = 0.0

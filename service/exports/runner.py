@@ -25,6 +25,7 @@ from service.exports.requests import EXPORTABLE, export_conditions, transaction_
 from service.fhir.dates import utcnow
 from service.fhir.errors import DatabaseUnavailable, operation_outcome
 from service.fhir.issues import Issue
+from service.observability import WorkerMetrics
 from service.services import Services
 from service.store import exports as store
 from service.store.kinds import GROUP
@@ -92,10 +93,11 @@ class NdjsonFiles:
 class Exporter:
     """One worker's export runs: claim a queued export, stream it out into stored chunks, record its files."""
 
-    def __init__(self, services: Services, worker_id: str) -> None:
+    def __init__(self, services: Services, worker_id: str, metrics: WorkerMetrics | None = None) -> None:
         self.db = services.db
         self.settings = services.settings
         self.worker_id = worker_id
+        self.metrics = metrics or WorkerMetrics()
 
     def run_next(self, stop: threading.Event) -> bool:
         """Claim one export and run it; False when none was waiting."""
@@ -149,6 +151,7 @@ class Exporter:
         if not finished:
             log.info("export abandoned", extra={"export": job.id, "released": False})
             return
+        self.metrics.export_bytes.inc(sum(len(chunk.data) for chunk in chunks))
         log.info("export finished", extra={"export": job.id, "files": len(files), "problems": len(problems)})
 
     def _files(self, resource_type: str, kind: str = "output") -> NdjsonFiles:
@@ -221,6 +224,7 @@ class Exporter:
                 store.add_chunks(session, job.pk, chunks)
         if not alive:
             raise Cancelled()
+        self.metrics.export_bytes.inc(sum(len(chunk.data) for chunk in chunks))
 
     def _discard(self, job: ExportJob, resource_type: str, exported: int) -> None:
         """Drop what was stored of one type's output, while the claim holds (else the next owner's is not ours)."""

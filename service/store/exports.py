@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.store.models import ExportChunk, ExportFile, ExportJob, GroupMember, ResourceRow
 
 IN_PROGRESS = ("queued", "running")
+STATUSES = ("queued", "running", "completed", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,14 @@ def delete_job(session: Session, job_pk: int) -> None:
     session.execute(delete(ExportJob).where(ExportJob.pk == job_pk))
     session.execute(delete(ExportChunk).where(ExportChunk.job_pk == job_pk))
     session.execute(delete(ExportFile).where(ExportFile.job_pk == job_pk))
+
+
+def jobs_by_status(session: Session) -> dict[str, int]:
+    """How many exports are in each status (every status listed, 0 where none)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(select(ExportJob.status, func.count()).group_by(ExportJob.status)):
+        counts[status] = count
+    return counts
 
 
 def expired_jobs(session: Session, now: datetime) -> list[tuple[int, str]]:

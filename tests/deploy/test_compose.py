@@ -107,6 +107,12 @@ def test_web_nodes_and_workers_share_nothing_but_the_database() -> None:
     assert not [name for name in settings if name.endswith("_DIR")], "a node is given a directory of its own"
 
 
+def test_workers_serve_their_metrics_on_a_port_the_guide_names() -> None:
+    port = SERVICES["init"]["environment"]["PROMS_WORKER_METRICS_PORT"]
+    assert port.isdigit() and "`PROMS_WORKER_METRICS_PORT`" in GUIDE
+    assert f":{port}/metrics" in GUIDE
+
+
 def _haproxy_sections(text: str) -> dict[str, list[list[str]]]:
     sections: dict[str, list[list[str]]] = {}
     current: list[list[str]] = []

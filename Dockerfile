@@ -17,9 +17,9 @@ COPY gunicorn.conf.py alembic.ini openapi.yaml ./
 COPY migrations ./migrations
 COPY questionnaires ./questionnaires
 COPY docs ./docs
-# The code stays root's and read-only. The service writes only under var/: export files, clinician-app sessions
-# (and a SQLite file when PROMS_DATABASE_URL names none). Volumes mounted there start with this ownership.
-RUN mkdir -p var/exports var/app-sessions && chown -R proms:proms var && chmod 700 var/app-sessions
+# The code stays root's and read-only. Export files and clinician-app sessions are in the database; the service
+# writes under var/ only when PROMS_DATABASE_URL names no database (a SQLite file there, for trying the image out).
+RUN mkdir -p var && chown proms:proms var && chmod 700 var
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -2,9 +2,10 @@
 
 Stores N QuestionnaireResponses (about 1.8 KB each) in a scratch database, straight into the table (this
 measures the export, not submission), kicks off a system-level export through the WSGI app, runs a
-`proms worker` process until the manifest is ready, and prints the wall time, the throughput, the output
-size and the worker's peak resident memory, which must stay under 200 MB however many resources there are
-(exit status 1 otherwise). ``--database-url`` names a PostgreSQL server to create the scratch database on.
+`proms worker` process until the manifest is ready (the files are stored in the database, in chunks), downloads
+the files through the WSGI app as a stream, and prints the wall time, the throughput, the output size, the
+download time and the worker's peak resident memory, which must stay under 200 MB however many resources there
+are (exit status 1 otherwise). ``--database-url`` names a PostgreSQL server to create the scratch database on.
 """
 
 from __future__ import annotations
@@ -96,15 +97,12 @@ def run(count: int, server_url: str | None) -> int:
 
 
 def measure(count: int, url: str, folder: Path) -> int:
-    exports = folder / "exports"
     upgrade(url, PROJECT_ROOT / "migrations")
     began = time.perf_counter()
     store_responses(url, count)
     print(f"stored {count:,} responses in {time.perf_counter() - began:.1f} s")
 
-    settings = Settings(
-        database_url=url, auth_mode="none", log_level="WARNING", export_dir=exports, export_poll_seconds=0
-    )
+    settings = Settings(database_url=url, auth_mode="none", log_level="WARNING", export_poll_seconds=0)
     app = create_app(settings)
     client = app.test_client()
     kick_off = client.get("/fhir/$export?_type=QuestionnaireResponse", headers={"Prefer": "respond-async"})
@@ -114,7 +112,6 @@ def measure(count: int, url: str, folder: Path) -> int:
     env = {
         **os.environ,
         "PROMS_DATABASE_URL": url,
-        "PROMS_EXPORT_DIR": str(exports),
         "PROMS_LOG_LEVEL": "WARNING",
         "PROMS_WORKER_POLL_SECONDS": "0.05",
         "PROMS_EXPORT_SINCE_MARGIN_SECONDS": "0",
@@ -134,10 +131,17 @@ def measure(count: int, url: str, folder: Path) -> int:
 
     manifest = status.get_json()
     exported = sum(output["count"] for output in manifest["output"])
-    size = sum(path.stat().st_size for path in exports.rglob("*.ndjson"))
+    began = time.perf_counter()
+    size = 0
+    for output in manifest["output"]:
+        download = client.get(output["url"].removeprefix(settings.base_url.removesuffix("/fhir")), buffered=False)
+        size += sum(len(chunk) for chunk in download.response)  # streamed: never the whole file in memory
+        download.close()
+    downloaded = time.perf_counter() - began
     app.web.services.db.dispose()
     print(f"exported {exported:,} resources in {len(manifest['output'])} file(s), {size / 1e6:.1f} MB")
     print(f"wall time (worker start to manifest): {elapsed:.1f} s ({exported / elapsed:,.0f} resources/s)")
+    print(f"download of every file, streamed from the database: {downloaded:.1f} s")
     print(f"worker peak memory (max RSS): {peak_mb:.0f} MB (limit {PEAK_LIMIT_MB} MB)")
     if exported != count:
         print(f"expected {count:,} resources", file=sys.stderr)

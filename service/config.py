@@ -57,6 +57,15 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0, minimum=1)
+    if port > 65535:
+        raise SettingsError(f"{name} must be a port number (1-65535), got {port}")
+    return port
+
+
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
@@ -154,7 +163,8 @@ class Settings:
     smart_iss: tuple[str, ...] = ()  # the EHR FHIR base URLs allowed to launch the app
     smart_patient_identifier_system: str | None = None  # map the EHR patient by this identifier, not by id
     app_secret_key: str | None = None
-    app_session_dir: Path = Path("var/app-sessions")
+    # The development launcher's files (service/api/dev_ehr.py): its signing key and pending launches.
+    dev_ehr_dir: Path = Path("var/dev-ehr")
     cors_origins: tuple[str, ...] = ()
     # CDS Hooks: the CDS clients (EHRs) trusted to call the service, and where their signing keys are.
     cds_issuers: tuple[str, ...] = ()
@@ -181,11 +191,12 @@ class Settings:
     worker_error_retry_seconds: float = 300.0  # the slow rate at which errored subscriptions are retried
     worker_http_timeout_seconds: float = 10.0
     worker_lease_seconds: float = 60.0  # a claim on a job outlives a dead worker by at most this long
-    # Bulk Data export.
-    export_dir: Path = Path("var/exports")
+    worker_metrics_port: int | None = None  # the worker's own Prometheus /metrics, on PROMS_HOST; none: not served
+    # Bulk Data export: files are kept in the database, in chunks, and deleted with their export.
     export_retention_hours: float = 24.0
     export_file_max_bytes: int = 100_000_000  # a type's output is split into several files past this size
     export_chunk_rows: int = 1000  # rows read per query while streaming an export
+    export_chunk_bytes: int = 256 * 1024  # a file is stored (and served) in chunks of this size
     export_poll_seconds: float = 2.0  # status polls more frequent than this get 429
     export_since_margin_seconds: float = 10.0  # see service/exports.py: what _since guarantees
 
@@ -285,7 +296,7 @@ class Settings:
             smart_iss=tuple(url.rstrip("/") for url in _list(env.get("PROMS_SMART_ISS"))),
             smart_patient_identifier_system=env.get("PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM") or None,
             app_secret_key=env.get("PROMS_APP_SECRET_KEY") or None,
-            app_session_dir=_path(env, "PROMS_APP_SESSION_DIR", defaults.app_session_dir),
+            dev_ehr_dir=_path(env, "PROMS_DEV_EHR_DIR", defaults.dev_ehr_dir),
             cors_origins=_list(env.get("PROMS_CORS_ORIGINS")),
             cds_issuers=_list(env.get("PROMS_CDS_ISSUERS")),
             cds_jwks_url=env.get("PROMS_CDS_JWKS_URL") or None,
@@ -309,12 +320,13 @@ class Settings:
                 env, "PROMS_WORKER_HTTP_TIMEOUT_SECONDS", defaults.worker_http_timeout_seconds, minimum=0.1
             ),
             worker_lease_seconds=_float(env, "PROMS_WORKER_LEASE_SECONDS", defaults.worker_lease_seconds, minimum=1),
-            export_dir=_path(env, "PROMS_EXPORT_DIR", defaults.export_dir),
+            worker_metrics_port=_optional_port(env, "PROMS_WORKER_METRICS_PORT"),
             export_retention_hours=_float(env, "PROMS_EXPORT_RETENTION_HOURS", defaults.export_retention_hours),
             export_file_max_bytes=_int(
                 env, "PROMS_EXPORT_FILE_MAX_BYTES", defaults.export_file_max_bytes, minimum=1024
             ),
             export_chunk_rows=_int(env, "PROMS_EXPORT_CHUNK_ROWS", defaults.export_chunk_rows, minimum=1),
+            export_chunk_bytes=_int(env, "PROMS_EXPORT_CHUNK_BYTES", defaults.export_chunk_bytes, minimum=1024),
             export_poll_seconds=_float(env, "PROMS_EXPORT_POLL_SECONDS", defaults.export_poll_seconds),
             export_since_margin_seconds=_float(
                 env, "PROMS_EXPORT_SINCE_MARGIN_SECONDS", defaults.export_since_margin_seconds

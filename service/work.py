@@ -1,4 +1,5 @@
-"""What a worker process does each round: deliver subscription notifications and run bulk exports.
+"""What a worker process does each round: deliver subscription notifications, run bulk exports, and (once a minute)
+delete expired exports and clinician-app sessions.
 
 Several workers may run against PostgreSQL: every piece of work is claimed with SELECT ... FOR UPDATE SKIP
 LOCKED plus a lease, so none is done twice at once and a dead worker's work is picked up when its lease
@@ -15,9 +16,11 @@ import threading
 import time
 import uuid
 
+from service.clinician_sessions import remove_expired_sessions
 from service.exports.runner import Exporter
 from service.fhir.dates import utcnow
 from service.fhir.errors import DatabaseUnavailable
+from service.observability import WorkerMetrics
 from service.services import Services
 from service.store import outbox
 from service.subscriptions.delivery import Deliverer
@@ -30,11 +33,12 @@ def new_worker_id() -> str:
 
 
 class WorkRounds:
-    def __init__(self, services: Services, worker_id: str | None = None) -> None:
+    def __init__(self, services: Services, worker_id: str | None = None, metrics: WorkerMetrics | None = None) -> None:
         self.services = services
         self.worker_id = worker_id or new_worker_id()
-        self.deliverer = Deliverer(services, self.worker_id)
-        self.exporter = Exporter(services, self.worker_id)
+        self.metrics = metrics or WorkerMetrics()
+        self.deliverer = Deliverer(services, self.worker_id, metrics=self.metrics)
+        self.exporter = Exporter(services, self.worker_id, self.metrics)
         # Set while this worker may work (always on PostgreSQL; while it holds the lock row on SQLite).
         self.active = threading.Event()
         self._last_cleanup = 0.0
@@ -76,8 +80,13 @@ class WorkRounds:
         delivered = self.deliverer.deliver_next()
         if time.monotonic() - self._last_cleanup > 60:
             self._last_cleanup = time.monotonic()
-            self.exporter.remove_expired()
+            self.tidy_up()
         return bool(matched or delivered)
+
+    def tidy_up(self) -> None:
+        """Delete what has expired: exports past their retention (with their files), clinician-app sessions."""
+        self.exporter.remove_expired()
+        remove_expired_sessions(self.services)
 
     def export_round(self, stop: threading.Event) -> bool:
         """Claim one export and run it to the end (or until ``stop``); True when there was one."""

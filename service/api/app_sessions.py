@@ -1,146 +1,126 @@
-"""Server-side sessions for the clinician app: the browser holds a signed random id, the server holds the rest.
+"""Server-side sessions for the clinician app: the browser holds a random id, the database holds the rest.
 
-The EHR's access token must never reach the browser, so Flask's default cookie session (signed, readable)
-will not do. Sessions are JSON files in PROMS_APP_SESSION_DIR (owner-only), which every gunicorn worker on
-the host shares; each carries its own expiry. Only requests under /app get a session at all.
+The EHR's access token must never reach the browser, so Flask's default cookie session (signed, readable) will
+not do. Flask-Session's server-side session interface does the HTTP part: the cookie (HttpOnly, SameSite=Lax,
+Secure behind TLS, Path=/app, gone when the browser closes), a new id at sign-in (``regenerate``), loading and
+saving only what changed. The data is kept in the service's database through the use cases
+(``service.clinician_sessions``), so any web node serves any request of a session, and ending it (sign-out, a new
+id) ends it on every node at once. Each session carries its own expiry (``_expires``): an expired session is
+never loaded, and the worker deletes expired ones. The database holds a keyed hash of each id, never the id
+itself. Only requests under /app get a session at all.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import secrets
+import hashlib
+import hmac
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from flask import Flask, Request, Response, request
-from flask.sessions import SessionInterface, SessionMixin
-from itsdangerous import BadSignature, Signer
-from werkzeug.datastructures import CallbackDict
+from flask.sessions import SessionMixin
+from flask_session.base import (
+    Serializer,
+    ServerSideSession,
+    ServerSideSessionInterface,
+)
+
+from service.clinician_sessions import end_session, load_session, save_session
+from service.fhir.errors import DatabaseUnavailable
+from service.services import Services
 
 COOKIE = "proms_app_session"
 COOKIE_PATH = "/app"
 EXPIRES = "_expires"
 DEFAULT_LIFETIME = 30 * 60  # until the launch completes, or when the token does not say
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
 
 
-class ServerSession(CallbackDict[str, Any], SessionMixin):
-    """A session whose data stays on the server; ``rotate()`` gives it a new id (on sign-in)."""
+class AppSession(ServerSideSession):  # type: ignore[misc]
+    """A session whose data stays on the server."""
 
-    def __init__(self, initial: Mapping[str, Any] | None = None, sid: str | None = None) -> None:
-        def changed(_: CallbackDict[str, Any]) -> None:
-            self.modified = True
-
-        super().__init__(initial, changed)
-        self.sid = sid
-        self.new = sid is None
-        self.modified = False
-        self.rotated = False
-
-    def rotate(self) -> None:
-        self.rotated = True
-        self.modified = True
+    unavailable = False  # the database could not be read when the request began: nothing is saved
 
 
-class FileSessionStore:
-    """Session data as one owner-only JSON file per session id."""
+class JsonSerializer(Serializer):  # type: ignore[misc]
+    """Session data as JSON: what the app keeps is JSON already, and nothing read back is ever unpickled."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def encode(self, session: ServerSideSession) -> bytes:
+        return orjson.dumps(dict(session))
 
-    def _path(self, sid: str) -> Path:
-        return self.directory / f"{sid}.json"
-
-    def load(self, sid: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self._path(sid).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or float(data.get(EXPIRES, 0)) < time.time():
-            self.delete(sid)
-            return None
-        return data
-
-    def save(self, sid: str, data: Mapping[str, Any]) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.directory / f".{sid}.{secrets.token_hex(4)}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, self._path(sid))  # readers never see half a session
-
-    def delete(self, sid: str) -> None:
-        self._path(sid).unlink(missing_ok=True)
-
-    def purge_expired(self) -> None:
-        if not self.directory.is_dir():
-            return
-        now = time.time()
-        for path in self.directory.glob("*.json"):
-            try:
-                expired = float(json.loads(path.read_text()).get(EXPIRES, 0)) < now
-            except (OSError, ValueError, AttributeError):
-                expired = True
-            if expired:
-                path.unlink(missing_ok=True)
+    def decode(self, serialized_data: bytes) -> dict[str, Any]:
+        value = orjson.loads(serialized_data)
+        return value if isinstance(value, dict) else {}
 
 
-class ServerSessionInterface(SessionInterface):
-    """Flask's session for /app, kept server-side; other paths get Flask's null session."""
+class DatabaseSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
+    """Flask-Session's server-side sessions for /app, stored in the service's database; elsewhere Flask's null
+    session."""
 
-    def __init__(self, store: FileSessionStore, secret_key: str | None, *, secure: bool) -> None:
-        self.store = store
-        self.signer = Signer(secret_key, salt="proms-app-session") if secret_key else None
-        self.secure = secure
+    session_class = AppSession
+    # Expiry is kept per session (``_expires``) and checked on every load; the worker deletes expired rows, so
+    # Flask-Session need not clean up during requests.
+    ttl = True
 
-    def issue(self, data: Mapping[str, Any]) -> str:
-        """Store a new session and return the cookie value naming it (used at sign-in, and by tests)."""
-        assert self.signer is not None
-        sid = secrets.token_urlsafe(32)
-        self.store.save(sid, {EXPIRES: time.time() + DEFAULT_LIFETIME, **data})
-        return self.signer.sign(sid).decode()
+    def __init__(self, app: Flask, services: Services, secret_key: str | None, *, secure: bool) -> None:
+        app.config.update(
+            SESSION_COOKIE_NAME=COOKIE,
+            SESSION_COOKIE_PATH=COOKIE_PATH,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=secure,
+            SESSION_REFRESH_EACH_REQUEST=False,  # written only when it changes, not on every page
+        )
+        super().__init__(app, key_prefix="", use_signer=False, permanent=False, sid_length=32)
+        self.serializer = JsonSerializer()
+        self.services = services
+        # The id in the cookie is random (32 bytes); the database keys each session by an HMAC of it.
+        self._key = secret_key.encode() if secret_key else None
 
-    def open_session(self, app: Flask, request: Request) -> ServerSession | None:
-        if self.signer is None or not request.path.startswith(COOKIE_PATH):
+    def issue(self, data: dict[str, Any]) -> str:
+        """Store a new session holding ``data`` and return the cookie value naming it (a session that starts
+        signed in: the tests' way to a launched app without an EHR)."""
+        sid = self._generate_sid(self.sid_length)
+        session = self.session_class({EXPIRES: time.time() + DEFAULT_LIFETIME, **data}, sid=sid)
+        self._upsert_session(timedelta(seconds=DEFAULT_LIFETIME), session, self._get_store_id(sid))
+        return str(sid)
+
+    # where Flask-Session keeps the data: the service's database ----------------------------------------------
+
+    def _get_store_id(self, sid: str) -> str:
+        assert self._key is not None
+        return hmac.new(self._key, sid.encode(), hashlib.sha256).hexdigest()
+
+    def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
+        data = load_session(self.services, store_id)
+        return None if data is None else self.serializer.decode(data)
+
+    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+        if EXPIRES not in session:
+            session[EXPIRES] = time.time() + DEFAULT_LIFETIME
+        expires_at = datetime.fromtimestamp(float(session[EXPIRES]), UTC).replace(tzinfo=None)
+        save_session(self.services, store_id, self.serializer.encode(session), expires_at)
+
+    def _delete_session(self, store_id: str) -> None:
+        end_session(self.services, store_id)
+
+    # Flask's session interface ----------------------------------------------------------------------------
+
+    def open_session(self, app: Flask, request: Request) -> AppSession | None:
+        if self._key is None or not request.path.startswith(COOKIE_PATH):
             return None  # Flask substitutes its null session
-        cookie = request.cookies.get(COOKIE)
-        if cookie:
-            try:
-                sid = self.signer.unsign(cookie).decode()
-            except BadSignature:
-                sid = ""
-            data = self.store.load(sid) if _SESSION_ID.match(sid) else None
-            if data is not None:
-                return ServerSession(data, sid)
-        return ServerSession()
+        try:
+            session: AppSession = super().open_session(app, request)
+        except DatabaseUnavailable:
+            session = self.session_class(sid=self._generate_sid(self.sid_length))
+            session.unavailable = True  # the app's views answer 503 (service.api.smart_app)
+        return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        assert isinstance(session, ServerSession) and self.signer is not None
-        if not session.modified:
-            return
-        if not session:
-            if session.sid is not None:
-                self.store.delete(session.sid)
-                response.delete_cookie(COOKIE, path=COOKIE_PATH)
-            return
-        if session.sid is not None and session.rotated:
-            self.store.delete(session.sid)  # the pre-sign-in id must not stay valid (session fixation)
-        sid = session.sid if session.sid is not None and not session.rotated else secrets.token_urlsafe(32)
-        data = dict(session)
-        data.setdefault(EXPIRES, time.time() + DEFAULT_LIFETIME)
-        if session.sid is None:
-            self.store.purge_expired()  # new sessions are rare enough to pay for tidying up
-        self.store.save(sid, data)
-        if sid != session.sid:
-            response.set_cookie(
-                COOKIE,
-                self.signer.sign(sid).decode(),
-                path=COOKIE_PATH,
-                httponly=True,
-                secure=self.secure or request.is_secure,
-                samesite="Lax",
-            )
+        assert isinstance(session, AppSession)
+        if not session.unavailable:
+            super().save_session(app, session, response)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)

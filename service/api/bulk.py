@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, request, send_file
+from flask import Blueprint, Flask, Response, request
 
 from service.api.http import JSON_TYPES, fhir_interaction, fhir_response, grant, prefer, request_body
 from service.api.web import services
@@ -109,12 +109,15 @@ def export_cancel(job_id: str) -> Response:
 
 
 def _ndjson_file(job_id: str, kind: str, resource_type: str, part: int) -> Response:
-    path = exports.export_file(services(), job_id, kind, resource_type, part, grant())
+    download = exports.export_file(services(), job_id, kind, resource_type, part, grant())
     context = current_audit.get()
     if context is not None:
         # What was disclosed: which file of which export (the query element of the AuditEvent).
         context.query = f"export={job_id}&type={resource_type}&part={part}"
-    return send_file(path, mimetype=NDJSON, conditional=False, etag=False, max_age=0)
+    # Streamed as it is read from the database, a chunk at a time (the generator needs no request context).
+    response = Response(download.chunks, 200, mimetype=NDJSON)
+    response.headers["Content-Length"] = str(download.size_bytes)
+    return response
 
 
 @blueprint.get("/$export-file/<fhirid:resource_id>/<resource_type>/<int:part>.ndjson")

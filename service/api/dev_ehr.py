@@ -9,7 +9,9 @@ OpenID id_token carrying ``fhirUser``, then reads ``{iss}/Patient/{id}`` with th
 user is always the same made-up clinician and access is granted without asking (there is nobody to ask).
 
 Gunicorn runs several worker processes, so launch ids and authorization codes are kept as short-lived
-owner-only files (as app sessions are) and the signing key is created once in a file every worker reads.
+owner-only files (cachelib's file cache) and the signing key is created once in a file every worker reads, all
+under PROMS_DEV_EHR_DIR. Files, not the database, because this EHR only ever exists on one development machine
+(authentication off, loopback only), and its signing key must be a file there anyway.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator  # type: ignore[import-untyped]
 from authlib.oidc.core import AuthorizationCodeMixin  # type: ignore[import-untyped]
 from authlib.oidc.core.grants import OpenIDCode  # type: ignore[import-untyped]
+from cachelib import FileSystemCache
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -39,7 +42,6 @@ from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
 from service import dev_launch
-from service.api.app_sessions import FileSessionStore
 from service.api.web import ServiceApp, services
 from service.config import Settings
 from service.demo import DemoPatient, demo_patients
@@ -91,7 +93,8 @@ class DevState:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.records = FileSessionStore(directory / "pending")
+        (directory / "pending").mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.records = FileSystemCache(str(directory / "pending"), threshold=1000, mode=0o600)
 
     def signing_key(self) -> RSAKey:
         path = self.directory / "signing-key.json"
@@ -106,29 +109,28 @@ class DevState:
         """The clinician app's session key when PROMS_APP_SECRET_KEY is not set (development only)."""
         return _once(self.directory / "app-secret", lambda: secrets.token_hex(32)).strip()
 
-    def put(self, kind: str, data: dict[str, Any], seconds: float, token: str | None = None) -> str:
-        if token is None:
-            token = secrets.token_urlsafe(24)
-            self.records.purge_expired()  # launches nobody completed
-        self.records.save(f"{kind}-{token}", {"_expires": time.time() + seconds, **data})
+    def put(self, kind: str, data: dict[str, Any], seconds: int, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(24)
+        self.records.set(f"{kind}-{token}", data, timeout=seconds)  # expired ones are pruned as others are added
         return token
 
     def take(self, kind: str, token: str | None) -> dict[str, Any] | None:
         """The record, once: it is deleted as it is read (launch ids and codes are single-use)."""
         if not token or not _TOKEN.match(token):
             return None
-        data = self.records.load(f"{kind}-{token}")
+        data = self.records.get(f"{kind}-{token}")
         self.records.delete(f"{kind}-{token}")
-        return data
+        return data if isinstance(data, dict) else None
 
     def peek(self, kind: str, token: str | None) -> dict[str, Any] | None:
         if not token or not _TOKEN.match(token):
             return None
-        return self.records.load(f"{kind}-{token}")
+        data = self.records.get(f"{kind}-{token}")
+        return data if isinstance(data, dict) else None
 
 
 def state_for(settings: Settings) -> DevState:
-    return DevState(Path(settings.app_session_dir) / "dev-ehr")
+    return DevState(Path(settings.dev_ehr_dir))
 
 
 def app_settings(settings: Settings) -> Settings:

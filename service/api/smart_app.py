@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
     abort,
+    current_app,
     g,
     redirect,
     render_template,
@@ -31,7 +31,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from service import dev_launch
 from service.api import app_data
 from service.api.app_data import Clinician
-from service.api.app_sessions import EXPIRES, FileSessionStore, ServerSessionInterface
+from service.api.app_sessions import EXPIRES, DatabaseSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
 from service.api.web import ServiceApp, services
 from service.app_ui.charts import distance_bar
@@ -49,7 +49,7 @@ from service.app_ui.patients import PatientMappingError, map_patient
 from service.app_ui.schedule import describe_due, due_detail
 from service.config import Settings
 from service.fhir.dates import instant_text
-from service.fhir.errors import FhirError, Forbidden, NotFound
+from service.fhir.errors import DatabaseUnavailable, FhirError, Forbidden, NotFound
 
 blueprint = Blueprint("smart_app", __name__, url_prefix="/app")
 log = logging.getLogger("proms.app")
@@ -214,8 +214,11 @@ def callback() -> Any:
     lifetime = token.get("expires_in")
     seconds = min(float(lifetime), MAX_SESSION_SECONDS) if isinstance(lifetime, int | float) else 3600.0
     expires_at = time.time() + seconds
+    # A new session id at sign-in: the id from before (which a third party could have planted) stops working.
+    interface = current_app.session_interface
+    assert isinstance(interface, DatabaseSessionInterface)
+    interface.regenerate(session)
     session.clear()
-    session.rotate()  # type: ignore[attr-defined]
     session.update(
         {
             "launch": {
@@ -465,11 +468,16 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     )
 
 
+@blueprint.before_request
+def _sessions_readable() -> None:
+    if getattr(session, "unavailable", False):  # see DatabaseSessionInterface.open_session
+        raise DatabaseUnavailable()  # answered 503 by the error page below
+
+
 def init_app(app: ServiceApp) -> None:
-    settings = app.web.services.settings
-    app.session_interface = ServerSessionInterface(
-        FileSessionStore(Path(settings.app_session_dir)),
-        settings.app_secret_key,
-        secure=settings.base_url.startswith("https://"),
+    services = app.web.services
+    settings = services.settings
+    app.session_interface = DatabaseSessionInterface(
+        app, services, settings.app_secret_key, secure=settings.base_url.startswith("https://")
     )
     app.register_blueprint(blueprint)

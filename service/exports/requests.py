@@ -16,12 +16,11 @@ reported.
 
 from __future__ import annotations
 
-import shutil
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -49,6 +48,8 @@ from service.store.kinds import (
 from service.store.models import ExportJob
 from service.store.repository import ResourceRepository
 
+log = logging.getLogger("proms.export")
+
 EXPORTABLE: dict[str, ResourceKind] = {
     kind.resource_type: kind for kind in (QUESTIONNAIRE_RESPONSE, OBSERVATION, QUESTIONNAIRE, PROVENANCE, FLAG)
 }
@@ -69,20 +70,20 @@ class ExportStatus:
     expires_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExportDownload:
+    """One file of a finished export, to be sent: its size, and its bytes read from the database chunk by chunk."""
+
+    size_bytes: int
+    chunks: Iterator[bytes]
+
+
 def floor_millisecond(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def transaction_time(settings: Settings, now: datetime) -> datetime:
     return floor_millisecond(now - timedelta(seconds=settings.export_since_margin_seconds))
-
-
-def job_directory(settings: Settings, job_id: str) -> Path:
-    return settings.export_dir / job_id
-
-
-def file_name(resource_type: str, part: int) -> str:
-    return f"{resource_type}-{part}.ndjson"
 
 
 def export_conditions(
@@ -255,20 +256,21 @@ def _manifest(settings: Settings, job: ExportJob, files: Sequence[Any]) -> dict[
 
 
 def cancel_export(services: Services, job_id: str, grant: Grant) -> None:
-    """Cancel a running export or delete a finished one: its record and files go at once."""
+    """Cancel a running export or delete a finished one: its record, files and chunks go at once."""
     with services.db.transaction() as session:
         job = _owned(store.job_by_id(session, job_id), job_id, grant)
+        # A worker still writing notices at its next chunk that the job is gone, and stores nothing more.
         store.delete_job(session, job.pk)
-    # A worker still writing notices at its next chunk that the job is gone, and removes what it wrote.
-    shutil.rmtree(job_directory(services.settings, job_id), ignore_errors=True)
 
 
-def export_file(services: Services, job_id: str, kind: str, resource_type: str, part: int, grant: Grant) -> Path:
-    """The path of one file of a finished export, if this caller may read it."""
+def export_file(
+    services: Services, job_id: str, kind: str, resource_type: str, part: int, grant: Grant
+) -> ExportDownload:
+    """One file of a finished export, if this caller may read it. Any node serves it: it is in the database."""
     with services.db.read_session() as session:
         job = _owned(store.job_by_id(session, job_id), job_id, grant)
-        files = store.files_of(session, job.pk)
-    if not any(f.kind == kind and f.resource_type == resource_type and f.part == part for f in files):
+        found = store.file_of(session, job.pk, kind, resource_type, part)  # recorded only once the export finished
+    if found is None:
         raise NotFound(f"Export {job_id} has no such file")
     if kind == "output":
         # The token used now must still allow what the export was started with.
@@ -277,9 +279,20 @@ def export_file(services: Services, job_id: str, kind: str, resource_type: str, 
         now = read_grant(Owner.of(grant), resource_type, BACKEND_CONTEXTS)
         if then is None or now is None or (not now.unrestricted and now.filters != then.filters):
             raise Forbidden(f"The token's scopes do not allow reading the exported {resource_type} resources")
-    path = job_directory(services.settings, job_id) / file_name(resource_type, part)
-    if not path.is_file():
-        raise NotFound(f"Export {job_id} has no such file (it may have expired)")
-    # Absolute: a relative PROMS_EXPORT_DIR means the working directory, for the worker and for this
-    # process alike (a relative path handed on to Flask would be taken as relative to the package).
-    return path.resolve()
+    return ExportDownload(found.size_bytes, _chunks(services, job.pk, job_id, resource_type, part, found.size_bytes))
+
+
+def _chunks(services: Services, job_pk: int, job_id: str, resource_type: str, part: int, size: int) -> Iterator[bytes]:
+    """A file's bytes, one chunk per short read (memory stays flat whatever the file's size)."""
+    seq, sent = -1, 0
+    while True:
+        with services.db.read_session() as session:
+            found = store.next_chunk(session, job_pk, resource_type, part, after=seq)
+        if found is None:
+            break
+        seq, data = found
+        sent += len(data)
+        yield data
+    if sent != size:
+        # Deleted while being sent (cancelled, or expired): the client sees fewer bytes than Content-Length.
+        log.warning("export file cut short", extra={"export": job_id, "type": resource_type, "part": part})

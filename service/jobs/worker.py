@@ -2,7 +2,8 @@
 
 Notifications are delivered in the main thread and exports run in a second one, so that a long export never
 holds up a notification. SIGTERM (or SIGINT) stops the loop after the notification in flight; an export in
-progress is released, to be started again by the next worker.
+progress is released, to be started again by the next worker. With PROMS_WORKER_METRICS_PORT set, a third thread
+serves the worker's Prometheus metrics on PROMS_HOST at that port.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import start_http_server
+
+from service.backlog import database_figures
 from service.config import Settings
 from service.fhir.errors import DatabaseUnavailable
+from service.observability import WorkerMetrics
 from service.services import Services, build_services
 from service.work import WorkRounds
 
@@ -22,9 +28,15 @@ log = logging.getLogger("proms.worker")
 
 
 class Worker:
-    def __init__(self, services: Services, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self, services: Services, *, worker_id: str | None = None, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.services = services
-        self.rounds = WorkRounds(services, worker_id)
+        self.rounds = WorkRounds(services, worker_id, metrics)
+
+    @property
+    def metrics(self) -> WorkerMetrics:
+        return self.rounds.metrics
 
     @property
     def worker_id(self) -> str:
@@ -70,6 +82,19 @@ class Worker:
             log.info("worker stopped", extra={"worker": self.worker_id})
 
 
+def _serve_metrics(settings: Settings, metrics: WorkerMetrics) -> WSGIServer:
+    address = f"{settings.host}:{settings.worker_metrics_port}"
+    assert settings.worker_metrics_port is not None
+    try:
+        server, _ = start_http_server(settings.worker_metrics_port, settings.host, registry=metrics.registry)
+    except OSError as exc:
+        raise SystemExit(
+            f"The worker cannot serve its metrics on {address} (PROMS_WORKER_METRICS_PORT): {exc}"
+        ) from None
+    log.info("worker metrics served", extra={"address": f"http://{address}/metrics"})
+    return server
+
+
 def run_worker(settings: Settings) -> None:
     """The `proms worker` process: run until SIGTERM or SIGINT."""
     stop = threading.Event()
@@ -81,9 +106,16 @@ def run_worker(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     services = build_services(settings)
+    metrics = WorkerMetrics()
+    metrics.watch(lambda: database_figures(services), services.db.pool_figures)
+    server = None
     try:
-        Worker(services).run(stop)
+        if settings.worker_metrics_port is not None:
+            server = _serve_metrics(settings, metrics)
+        Worker(services, metrics=metrics).run(stop)
     finally:
+        if server is not None:
+            server.shutdown()
         # Stopping already: a further signal must not kill the process mid-shutdown (the interpreter would
         # restore the default action while it finalises, and exit with the signal instead of 0).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

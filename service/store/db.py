@@ -16,8 +16,10 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from service.fhir.errors import DatabaseUnavailable
+from service.observability import PoolFigures
 
 log = logging.getLogger("proms.db")
 
@@ -151,6 +153,12 @@ class Database:
     def read_session(self) -> Iterator[Session]:
         with _unavailable_as_503(), self._sessions() as session:
             yield session
+
+    def pool_figures(self) -> PoolFigures:
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):  # e.g. an in-memory SQLite database: one connection, no pool figures
+            return PoolFigures(size=0, checked_out=0, overflow=0)
+        return PoolFigures(size=pool.size(), checked_out=pool.checkedout(), overflow=max(0, pool.overflow()))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

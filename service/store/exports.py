@@ -1,4 +1,4 @@
-"""Bulk export jobs and their files, and resources read for export in keyset-paged chunks of stored JSON."""
+"""Bulk export jobs, their files (stored in chunks), and resources read for export in keyset-paged chunks of JSON."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from service.store.models import ExportFile, ExportJob, GroupMember, ResourceRow
+from service.store.models import ExportChunk, ExportFile, ExportJob, GroupMember, ResourceRow
 
 IN_PROGRESS = ("queued", "running")
+STATUSES = ("queued", "running", "completed", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,16 @@ class FileRecord:
     part: int
     count: int
     size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """One piece of a file's bytes: the ``seq``-th (from 0) of part ``part`` of a type's output."""
+
+    resource_type: str
+    part: int
+    seq: int
+    data: bytes
 
 
 def add_job(session: Session, job: ExportJob) -> None:
@@ -69,6 +80,9 @@ def claim_job(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
+    # Taken over from a worker that died (or was handed back): it starts again from the beginning, and nothing
+    # the previous worker wrote is kept. After the update, so that no write of the previous owner can follow.
+    session.execute(delete(ExportChunk).where(ExportChunk.job_pk == pk))
     job = session.get(ExportJob, pk, populate_existing=True)
     assert job is not None and job.transaction_time is not None
     if job.since is not None and job.transaction_time < job.since:
@@ -79,13 +93,55 @@ def claim_job(
 
 
 def renew(session: Session, job_pk: int, *, owner: str, now: datetime, lease_seconds: float, exported: int) -> bool:
-    """Extend the claim and record progress; False if the export was cancelled or taken over meanwhile."""
+    """Extend the claim and record progress; False if the export was cancelled or taken over meanwhile.
+
+    The job's row stays locked until the transaction ends, so what the caller writes next in it (chunks) is
+    written only while the claim holds.
+    """
     result = session.execute(
         update(ExportJob)
         .where(ExportJob.pk == job_pk, ExportJob.lease_owner == owner, ExportJob.status == "running")
         .values(lease_until=now + timedelta(seconds=lease_seconds), exported=exported)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_chunks(session: Session, job_pk: int, chunks: Sequence[ChunkRecord]) -> None:
+    session.add_all(
+        ExportChunk(job_pk=job_pk, resource_type=c.resource_type, part=c.part, seq=c.seq, data=c.data) for c in chunks
+    )
+
+
+def delete_chunks(session: Session, job_pk: int, resource_type: str) -> None:
+    """Drop what was written of one type's output (its export failed; the others go on)."""
+    session.execute(delete(ExportChunk).where(ExportChunk.job_pk == job_pk, ExportChunk.resource_type == resource_type))
+
+
+def file_of(session: Session, job_pk: int, kind: str, resource_type: str, part: int) -> ExportFile | None:
+    query = select(ExportFile).where(
+        ExportFile.job_pk == job_pk,
+        ExportFile.kind == kind,
+        ExportFile.resource_type == resource_type,
+        ExportFile.part == part,
+    )
+    return session.scalars(query).one_or_none()
+
+
+def next_chunk(session: Session, job_pk: int, resource_type: str, part: int, *, after: int) -> tuple[int, bytes] | None:
+    """A file's chunk that follows chunk ``after`` (-1: the first): (seq, bytes), or None past the last."""
+    query = (
+        select(ExportChunk.seq, ExportChunk.data)
+        .where(
+            ExportChunk.job_pk == job_pk,
+            ExportChunk.resource_type == resource_type,
+            ExportChunk.part == part,
+            ExportChunk.seq > after,
+        )
+        .order_by(ExportChunk.seq)
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return None if row is None else (row[0], bytes(row[1]))
 
 
 def finish(
@@ -128,11 +184,13 @@ def finish(
 
 def release(session: Session, job_pk: int, *, owner: str) -> None:
     """Give an unfinished export back, to be started again from the beginning by the next worker."""
-    session.execute(
+    released = session.execute(
         update(ExportJob)
         .where(ExportJob.pk == job_pk, ExportJob.lease_owner == owner)
         .values(status="queued", lease_owner=None, lease_until=None, exported=0)
     )
+    if released.rowcount:  # type: ignore[attr-defined]
+        session.execute(delete(ExportChunk).where(ExportChunk.job_pk == job_pk))
 
 
 def note_poll(session: Session, job_pk: int, now: datetime) -> None:
@@ -140,8 +198,19 @@ def note_poll(session: Session, job_pk: int, now: datetime) -> None:
 
 
 def delete_job(session: Session, job_pk: int) -> None:
-    session.execute(delete(ExportFile).where(ExportFile.job_pk == job_pk))
+    """The export's record, files and chunks. The job's row first: a worker writing chunks holds it locked, so
+    this waits for that write and then removes it too (a worker whose job is gone writes nothing more)."""
     session.execute(delete(ExportJob).where(ExportJob.pk == job_pk))
+    session.execute(delete(ExportChunk).where(ExportChunk.job_pk == job_pk))
+    session.execute(delete(ExportFile).where(ExportFile.job_pk == job_pk))
+
+
+def jobs_by_status(session: Session) -> dict[str, int]:
+    """How many exports are in each status (every status listed, 0 where none)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(select(ExportJob.status, func.count()).group_by(ExportJob.status)):
+        counts[status] = count
+    return counts
 
 
 def expired_jobs(session: Session, now: datetime) -> list[tuple[int, str]]:

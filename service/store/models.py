@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -418,6 +419,43 @@ class ExportFile(Base):
     part: Mapped[int]
     count: Mapped[int]
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportChunk(Base):
+    """A piece of an export file's bytes, in order (``seq``): files live in the database, not on a node's disk.
+
+    The worker writes a file's chunks as it streams, each in the transaction that renews its claim on the export,
+    so a worker that lost the claim writes nothing more; the file's ``ExportFile`` row is added only when the
+    export finishes, and a file is served only once that row exists.
+    """
+
+    __tablename__ = "export_chunk"
+    __table_args__ = (UniqueConstraint("job_pk", "resource_type", "part", "seq", name="uq_export_chunk_seq"),)
+
+    pk: Mapped[int] = mapped_column(AutoPk, primary_key=True, autoincrement=True)
+    job_pk: Mapped[int] = mapped_column(ForeignKey("export_job.pk", ondelete="CASCADE"))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    part: Mapped[int]
+    seq: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# The clinician app's sessions -------------------------------------------------------------------------------
+
+
+class AppSession(Base):
+    """A clinician-app session kept on the server: any web node reads it; it ends at ``expires_at`` or sign-out.
+
+    ``id`` is a keyed hash of the id in the browser's cookie, never the id itself, so that reading this table
+    (a backup, say) gives nobody a cookie that opens a session.
+    """
+
+    __tablename__ = "app_session"
+    __table_args__ = (Index("ix_app_session_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime]
 
 
 class TokenUse(Base):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -199,3 +199,40 @@ def add_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
     """Record topic events in the caller's transaction (committed with what caused them, or not at all)."""
     if events:
         session.connection().execute(insert(cast(Table, OutboxEvent.__table__)), list(events))
+
+
+# what waits (the worker's metrics) ----------------------------------------------------------------------------
+
+
+def unmatched_backlog(session: Session) -> tuple[int, datetime | None]:
+    """Events not yet matched to subscriptions: how many, and when the oldest occurred (the pending index)."""
+    query = select(func.count(), func.min(OutboxEvent.occurred_at)).where(OutboxEvent.dispatched.is_(False))
+    count, oldest = session.execute(query).one()
+    return int(count), oldest
+
+
+def undelivered_backlog(session: Session) -> tuple[int, datetime | None]:
+    """Events numbered for a live subscription past what its endpoint acknowledged: how many, and the oldest.
+
+    Each subscription's undelivered events are a range scan of its (subscription, event number) index."""
+    query = (
+        select(func.count(), func.min(OutboxEvent.occurred_at))
+        .select_from(SubscriptionDelivery)
+        .join(SubscriptionRow, SubscriptionRow.pk == SubscriptionDelivery.subscription_pk)
+        .join(
+            SubscriptionEvent,
+            and_(
+                SubscriptionEvent.subscription_pk == SubscriptionDelivery.subscription_pk,
+                SubscriptionEvent.event_number > SubscriptionDelivery.delivered_through,
+            ),
+        )
+        .join(OutboxEvent, OutboxEvent.seq == SubscriptionEvent.outbox_seq)
+        .where(SubscriptionRow.deleted.is_(False), SubscriptionRow.status.in_(LIVE_STATUSES))
+    )
+    count, oldest = session.execute(query).one()
+    return int(count), oldest
+
+
+def subscriptions_in_error(session: Session) -> int:
+    query = select(func.count()).where(SubscriptionRow.deleted.is_(False), SubscriptionRow.status == "error")
+    return int(session.scalar(query) or 0)

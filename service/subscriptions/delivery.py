@@ -19,6 +19,7 @@ from service.auth.access import Grant, Interaction
 from service.auth.delegated import Owner
 from service.fhir import jsonio
 from service.fhir.dates import utcnow
+from service.observability import WorkerMetrics
 from service.services import Services
 from service.store import outbox
 from service.store.kinds import AUDIT_EVENT, SUBSCRIPTION
@@ -59,10 +60,17 @@ class Attempt:
 class Deliverer:
     """One worker's notification delivery: ``fan_out`` then ``deliver_next``, round after round."""
 
-    def __init__(self, services: Services, worker_id: str, http: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        worker_id: str,
+        http: requests.Session | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.db = services.db
         self.settings = services.settings
         self.worker_id = worker_id
+        self.metrics = metrics or WorkerMetrics()
         # Guarded connections (subscriptions/endpoints.py); no proxies or .netrc credentials from the environment.
         self.http = http or notification_session(EndpointPolicy.of(services.settings))
 
@@ -116,6 +124,9 @@ class Deliverer:
         if attempt is None:
             return True
         error = self._post(attempt)
+        (self.metrics.notifications_sent if error is None else self.metrics.notifications_failed).labels(
+            attempt.kind
+        ).inc()
         self._record(attempt, error)
         return True
 

@@ -13,10 +13,12 @@ import orjson
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from service.config import Settings
 from service.exports.runner import Exporter
+from service.store.models import ExportChunk, ExportJob
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
 from tests.conftest import Fhir, Keys, jwt_settings
@@ -26,9 +28,7 @@ ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 
 @pytest.fixture
 def settings(database_url: str, keys: Keys, tmp_path: Path) -> Settings:
-    return jwt_settings(database_url, keys).with_(
-        export_dir=tmp_path / "exports", export_poll_seconds=0.2, export_since_margin_seconds=0.0
-    )
+    return jwt_settings(database_url, keys).with_(export_poll_seconds=0.2, export_since_margin_seconds=0.0)
 
 
 @pytest.fixture
@@ -186,6 +186,15 @@ def test_patient_and_group_level_exports_hold_compartments(fhir: Fhir, run_expor
     assert fhir.get("Patient/$export?_type=Questionnaire", headers=ASYNC).status_code == 400
 
 
+def stored_chunks(app: Flask, job_id: str | None = None) -> list[ExportChunk]:
+    """The export file chunks in the database (of one export, or of all)."""
+    query = select(ExportChunk).order_by(ExportChunk.pk)
+    if job_id is not None:
+        query = query.join(ExportJob, ExportJob.pk == ExportChunk.job_pk).where(ExportJob.id == job_id)
+    with app.web.services.db.read_session() as session:
+        return list(session.scalars(query))
+
+
 def test_cancel_removes_the_files_and_retention_expires_them(
     fhir: Fhir, run_exports: Any, settings: Settings, app: Flask
 ) -> None:
@@ -194,11 +203,11 @@ def test_cancel_removes_the_files_and_retention_expires_them(
     path = kick_off(fhir)
     run_exports()
     body = manifest(fhir, path)
-    job_dir = settings.export_dir / path.rsplit("/", 1)[1]
-    assert any(job_dir.iterdir())
+    job_id = path.rsplit("/", 1)[1]
+    assert stored_chunks(app, job_id)
     cancelled = fhir.delete(path)
     assert cancelled.status_code == 202
-    assert not job_dir.exists()
+    assert stored_chunks(app, job_id) == []
     assert fhir.get(path).status_code == 404
     assert fhir.get(body["output"][0]["url"].split("/fhir/", 1)[1]).status_code == 404
     queued = kick_off(fhir)
@@ -207,10 +216,49 @@ def test_cancel_removes_the_files_and_retention_expires_them(
     assert fhir.get(queued).status_code == 404
     expiring = kick_off(fhir)
     run_exports(export_retention_hours=0)
+    assert stored_chunks(app, expiring.rsplit("/", 1)[1])
     exporter = Exporter(app.web.services, "test-worker")
     assert exporter.remove_expired() == 1
     assert fhir.get(expiring).status_code == 404
-    assert not (settings.export_dir / expiring.rsplit("/", 1)[1]).exists()
+    assert stored_chunks(app) == []
+
+
+def test_files_are_stored_in_chunks_and_streamed_back_whole(fhir: Fhir, run_exports: Any, app: Flask) -> None:
+    fhir.create(questionnaire())
+    ids = {fhir.create(response(authored=f"2024-05-{day:02d}T10:00:00Z"))["id"] for day in range(1, 9)}
+    path = kick_off(fhir, "$export?_type=QuestionnaireResponse")
+    run_exports(export_chunk_bytes=1024, export_chunk_rows=3)
+    (output,) = manifest(fhir, path)["output"]
+    chunks = stored_chunks(app, path.rsplit("/", 1)[1])
+    assert len(chunks) > 2 and [chunk.seq for chunk in chunks] == list(range(len(chunks)))
+    assert all(len(chunk.data) == 1024 for chunk in chunks[:-1]) and 0 < len(chunks[-1].data) <= 1024
+    result = fhir.get(output["url"].split("/fhir/", 1)[1], headers={"Accept": "application/fhir+ndjson"})
+    assert result.status_code == 200 and result.is_streamed
+    assert result.mimetype == "application/fhir+ndjson"
+    body = result.get_data()
+    assert int(result.headers["Content-Length"]) == len(body) == sum(len(chunk.data) for chunk in chunks)
+    assert body == b"".join(chunk.data for chunk in chunks) and body.endswith(b"\n")
+    assert {orjson.loads(line)["id"] for line in body.splitlines()} == ids
+
+
+def test_a_worker_that_lost_its_claim_stores_nothing_more(fhir: Fhir, app: Flask, settings: Settings) -> None:
+    from service.exports.runner import Cancelled, NdjsonFiles
+    from service.fhir.dates import utcnow
+    from service.store import exports as store
+
+    fhir.create(questionnaire())
+    fhir.create(response())
+    path = kick_off(fhir)
+    with app.web.services.db.transaction() as session:
+        job = store.claim_job(session, now=utcnow(), owner="slow-worker", lease_seconds=60, transaction_time=utcnow())
+    assert job is not None
+    output = NdjsonFiles("QuestionnaireResponse", settings.export_file_max_bytes, 1024)
+    output.write(b'{"resourceType": "QuestionnaireResponse"}' * 40)
+    exporter = Exporter(app.web.services, "slow-worker")
+    assert fhir.delete(path).status_code == 202  # cancelled while the worker writes
+    with pytest.raises(Cancelled):
+        exporter._store(job, output, exported=1)
+    assert stored_chunks(app) == []
 
 
 def _status(result: TestResponse) -> int:
@@ -260,22 +308,30 @@ def test_a_stopping_worker_hands_its_export_back_and_a_dead_ones_is_taken_over(
     from service.store import exports as store
 
     fhir.create(questionnaire())
-    fhir.create(response())
-    path = kick_off(fhir)
+    created = {fhir.create(response(authored=f"2024-06-0{day}T10:00:00Z"))["id"] for day in range(1, 4)}
+    path = kick_off(fhir, "$export?_type=QuestionnaireResponse")
     db = app.web.services.db
     stopping = threading.Event()
     stopping.set()  # SIGTERM arrived: the export is released, not finished
     assert Exporter(app.web.services, "stopping-worker").run_next(stopping)
     time.sleep(settings.export_poll_seconds)
     assert fhir.get(path).headers["X-Progress"].startswith("queued")
-    with db.transaction() as session:  # a worker claims it, then dies without a word
-        assert store.claim_job(session, now=utcnow(), owner="dead-worker", lease_seconds=0.2, transaction_time=utcnow())
+    with db.transaction() as session:  # a worker claims it, writes part of a file, then dies without a word
+        job = store.claim_job(session, now=utcnow(), owner="dead-worker", lease_seconds=0.2, transaction_time=utcnow())
+        assert job is not None
+        half = store.ChunkRecord("QuestionnaireResponse", 1, 0, b'{"resourceType": "QuestionnaireRes')
+        store.add_chunks(session, job.pk, [half])
     run_exports()  # the lease has not lapsed yet: nothing to take
     time.sleep(settings.export_poll_seconds)
     assert fhir.get(path).status_code == 202
+    file_path = f"$export-file/{job.id}/QuestionnaireResponse/1.ndjson"
+    assert fhir.get(file_path).status_code == 404  # half-written: not served
     time.sleep(0.2)
-    run_exports()
-    assert {output["type"] for output in manifest(fhir, path)["output"]} >= {"QuestionnaireResponse"}
+    run_exports()  # taken over: started again from nothing
+    (output,) = manifest(fhir, path)["output"]
+    assert output["count"] == 3
+    assert {line["id"] for line in download(fhir, output["url"])} == created
+    assert half.data not in b"".join(chunk.data for chunk in stored_chunks(app))
 
 
 def test_what_could_not_be_exported_is_reported_in_the_manifest(fhir: Fhir, run_exports: Any) -> None:

@@ -34,7 +34,6 @@ def settings(database_url: str, keys: Keys, tmp_path: Path) -> Settings:
         smart_client_id="proms-app",
         app_secret_key="k" * 40,
         smart_iss=(APP_EHR,),
-        app_session_dir=tmp_path / "sessions",
         schedule=DEMO_SCHEDULE,
     )
 

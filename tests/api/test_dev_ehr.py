@@ -41,7 +41,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         base_url=f"{ROOT}/fhir",
         log_level="WARNING",
         auth_mode="none",
-        app_session_dir=tmp_path / "sessions",
+        dev_ehr_dir=tmp_path / "dev-ehr",
     )
 
 
@@ -217,7 +217,7 @@ def test_only_loopback_callers_reach_it(app: Flask) -> None:
 
 def test_with_authentication_on_there_is_no_launcher(database_url: str, keys: Keys, tmp_path: Path) -> None:
     settings = jwt_settings(database_url, keys).with_(
-        host="127.0.0.1", base_url=f"{ROOT}/fhir", app_session_dir=tmp_path / "sessions"
+        host="127.0.0.1", base_url=f"{ROOT}/fhir", dev_ehr_dir=tmp_path / "dev-ehr"
     )
     assert dev_launch.launcher_url(settings) is None
     app = create_app(settings)
@@ -230,7 +230,7 @@ def test_with_authentication_on_there_is_no_launcher(database_url: str, keys: Ke
         assert not_set_up.status_code == 503  # the app needs a real EHR then
         assert "dev-ehr" not in not_set_up.get_data(as_text=True)
         assert 'href="/app/launch"' not in not_set_up.get_data(as_text=True)  # no link to itself
-        assert not (tmp_path / "sessions" / "dev-ehr").exists()  # not even its keys
+        assert not (tmp_path / "dev-ehr").exists()  # not even its keys
     finally:
         app.web.services.close()
 
@@ -243,7 +243,7 @@ def test_off_loopback_there_is_no_launcher(database_url: str, tmp_path: Path) ->
     # Listening on loopback behind a proxy that publishes it elsewhere: still no launcher.
     proxied = Settings(
         database_url=database_url, auth_mode="none", host="127.0.0.1",
-        base_url="https://proms.example.org/fhir", app_session_dir=tmp_path / "sessions", log_level="WARNING",
+        base_url="https://proms.example.org/fhir", dev_ehr_dir=tmp_path / "dev-ehr", log_level="WARNING",
     )  # fmt: skip
     assert not dev_launch.available(proxied)
     app = create_app(proxied)

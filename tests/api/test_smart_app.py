@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from service.api import smart_app
@@ -22,6 +23,7 @@ from service.api.app_sessions import COOKIE
 from service.api.smart_launch import SmartClient, SmartEndpoints
 from service.app import create_app
 from service.config import Settings
+from service.store.models import AppSession
 from tests.conftest import Fhir, Keys, jwt_settings
 from tests.unit.app_ui.builders import answered, choice_ids, questionnaire
 from tests.unit.app_ui.conftest import phq9_weights
@@ -37,7 +39,6 @@ def settings(database_url: str, keys: Keys, tmp_path: Path) -> Settings:
         smart_client_id="proms-app",
         app_secret_key="k" * 40,
         smart_iss=(EHR,),
-        app_session_dir=tmp_path / "sessions",
         schedule=(("phq-9", 28), ("k10", 84)),
     )
 
@@ -79,6 +80,11 @@ def launched(app: Flask) -> Launch:
         return client
 
     return launch
+
+
+def stored_sessions(app: Flask) -> list[AppSession]:
+    with app.web.services.db.read_session() as session:
+        return list(session.scalars(select(AppSession)))
 
 
 def seed_phq9(fhir: Fhir, phq9: dict[str, Any], subject: str, totals: list[tuple[str, int, int]]) -> list[str]:
@@ -183,11 +189,15 @@ def test_an_ehr_launch_redirects_to_the_authorization_server_with_pkce(
     assert len(query["code_challenge"]) == 43 and query["state"]
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/app" in cookie and "Secure" not in cookie
-    # The verifier stays on the server: the cookie is only a signed session id.
-    (stored,) = list(settings.app_session_dir.glob("*.json"))
-    pending = json.loads(stored.read_text())["pending"]
+    assert "Expires" not in cookie  # gone when the browser closes; the server ends it sooner
+    # The verifier stays on the server, in the database: the cookie is only a random session id, and the
+    # database keys the session by a keyed hash of that id, never the id itself.
+    (stored,) = stored_sessions(app)
+    pending = json.loads(stored.data)["pending"]
     assert pending["state"] == query["state"] and len(pending["code_verifier"]) == 64
     assert pending["code_verifier"] not in cookie
+    session_id = cookie.split(";", 1)[0].split("=", 1)[1]
+    assert len(session_id) >= 43 and session_id not in stored.id
 
 
 def test_a_standalone_launch_asks_for_a_patient_to_be_chosen(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +212,7 @@ def test_behind_tls_the_session_cookie_is_secure(
 ) -> None:
     settings = jwt_settings(database_url, keys).with_(
         base_url="https://proms.example.org/fhir", smart_client_id="proms-app", app_secret_key="k" * 40,
-        smart_iss=(EHR,), app_session_dir=tmp_path / "s",
+        smart_iss=(EHR,),
     )  # fmt: skip
     app = create_app(settings)
     monkeypatch.setattr(smart_app, "discover", lambda iss: _endpoints())
@@ -436,3 +446,62 @@ def test_signing_out_ends_the_session(launched: Launch, library: Any) -> None:
     response = client.post("/app/sign-out", data={"csrf_token": CSRF})
     assert (response.status_code, response.headers["Location"]) == (302, "/app/launch")
     assert client.get("/app/patient").status_code == 302
+
+
+# sessions live in the database: any node, expiry, an unavailable database ----------------------------------
+
+
+def test_a_session_works_on_every_node_and_sign_out_ends_it_on_every_node(
+    app: Flask, settings: Settings, launched: Launch, library: Any
+) -> None:
+    other_node = create_app(settings)  # another web node on the same database, sharing nothing else
+    try:
+        client = launched("p1", name="Jane Doe")
+        cookie = client.get_cookie(COOKIE, path="/app")
+        assert cookie is not None
+        elsewhere = other_node.test_client()
+        elsewhere.set_cookie(COOKIE, cookie.value, path="/app")
+        page = elsewhere.get("/app/patient")
+        assert page.status_code == 200 and "Jane Doe" in text(page)
+        assert elsewhere.post("/app/sign-out", data={"csrf_token": CSRF}).status_code == 302
+        assert client.get("/app/patient").status_code == 302  # signed out here too
+        assert stored_sessions(app) == []
+    finally:
+        other_node.web.services.close()
+
+
+def test_an_expired_session_is_never_served_and_the_worker_deletes_it(app: Flask, library: Any) -> None:
+    from service.api.app_sessions import EXPIRES
+    from service.work import WorkRounds
+
+    launch = {"iss": EHR, "subject": "p1", "name": "Jane Doe", "scopes": [], "expires_at": time.time() + 600}
+    interface: Any = app.session_interface
+    live = app.test_client()
+    live.set_cookie(COOKIE, interface.issue({"launch": launch, "csrf": CSRF}), path="/app")
+    expired = app.test_client()
+    expired.set_cookie(COOKIE, interface.issue({"launch": launch, EXPIRES: time.time() - 1}), path="/app")
+    assert live.get("/app/patient").status_code == 200
+    assert expired.get("/app/patient").status_code == 302  # the session's own expiry, whatever the launch says
+    assert len(stored_sessions(app)) == 2
+    WorkRounds(app.web.services).tidy_up()
+    assert len(stored_sessions(app)) == 1
+    assert live.get("/app/patient").status_code == 200
+
+
+def test_while_the_database_is_unavailable_the_app_answers_503_and_keeps_the_session(
+    app: Flask, launched: Launch, library: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.api import app_sessions
+    from service.fhir.errors import DatabaseUnavailable
+
+    client = launched("p1")
+
+    def unavailable(*_: Any) -> bytes:
+        raise DatabaseUnavailable()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app_sessions, "load_session", unavailable)
+        response = client.get("/app/patient")
+        assert response.status_code == 503 and "Set-Cookie" not in response.headers
+        assert "database is unavailable" in text(response)
+    assert client.get("/app/patient").status_code == 200  # back: the same session, still signed in

@@ -8,11 +8,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 import yaml
 
 from service.config import PROJECT_ROOT
-from tests.deploy.dockerfile import image_env, instructions
+from tests.deploy.dockerfile import image_env
 
 COMPOSE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -98,18 +97,20 @@ def test_only_web_nodes_run_the_image_health_check() -> None:
         assert "healthcheck" not in SERVICES[name], name
 
 
-@pytest.mark.parametrize(("setting", "nodes"), [("PROMS_EXPORT_DIR", [*WEB, *WORKERS]), ("PROMS_APP_SESSION_DIR", WEB)])
-def test_state_still_on_disk_is_one_volume_shared_by_the_nodes_that_use_it(setting: str, nodes: list[str]) -> None:
-    directory = SERVICES["init"]["environment"][setting]
-    sources = {_mounts(name).get(directory) for name in nodes}
-    assert len(sources) == 1 and None not in sources, f"{setting} ({directory}) is not one volume on {nodes}"
-    assert sources <= set(COMPOSE["volumes"])
-    # The image creates the directory for its user, so that a new volume mounted there is writable by it.
-    steps = instructions()
-    workdir = next(step.arguments for step in steps if step.keyword == "WORKDIR")
-    assert directory.startswith(f"{workdir}/")
-    relative = directory.removeprefix(f"{workdir}/")
-    assert any(step.keyword == "RUN" and relative in step.arguments.split() for step in steps), directory
+def test_web_nodes_and_workers_share_nothing_but_the_database() -> None:
+    # Export files and clinician-app sessions are in PostgreSQL: no volume, no directory setting on any node.
+    for name in ROLES:
+        assert "volumes" not in SERVICES[name], f"{name} mounts a volume"
+    assert set(COMPOSE["volumes"]) == {"pgdata"}
+    assert _mounts("db") == {"/var/lib/postgresql/data": "pgdata"}
+    settings = SERVICES["init"]["environment"]
+    assert not [name for name in settings if name.endswith("_DIR")], "a node is given a directory of its own"
+
+
+def test_workers_serve_their_metrics_on_a_port_the_guide_names() -> None:
+    port = SERVICES["init"]["environment"]["PROMS_WORKER_METRICS_PORT"]
+    assert port.isdigit() and "`PROMS_WORKER_METRICS_PORT`" in GUIDE
+    assert f":{port}/metrics" in GUIDE
 
 
 def _haproxy_sections(text: str) -> dict[str, list[list[str]]]:

@@ -26,7 +26,6 @@ def server_and_worker(tmp_path: Path) -> Iterator[str]:
     env = service_env(
         port,
         f"sqlite:///{tmp_path / 'live.sqlite3'}",
-        PROMS_EXPORT_DIR=str(tmp_path / "exports"),
         PROMS_EXPORT_POLL_SECONDS="0.2",
         PROMS_EXPORT_SINCE_MARGIN_SECONDS="0.5",
         PROMS_WORKER_POLL_SECONDS="0.1",

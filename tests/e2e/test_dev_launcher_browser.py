@@ -40,7 +40,7 @@ def banner_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port,
         f"sqlite:///{directory / 'demo.sqlite3'}",
         PROMS_SCHEDULE="*=84",
-        PROMS_APP_SESSION_DIR=str(directory / "sessions"),
+        PROMS_DEV_EHR_DIR=str(directory / "dev-ehr"),
     )
     env.pop("PROMS_BASE_URL")  # as `make demo`: the default, http://127.0.0.1:{port}/fhir
     for command in (["db", "upgrade"], ["questionnaires", "load"], ["demo", "load", "--patients", "4"]):

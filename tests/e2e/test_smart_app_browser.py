@@ -83,7 +83,6 @@ def service(ehr: SmartEhr, ports: tuple[int, int], tmp_path_factory: pytest.Temp
         PROMS_SMART_ISS=ehr.fhir_base,
         PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM=MRN,
         PROMS_APP_SECRET_KEY=secrets.token_hex(32),
-        PROMS_APP_SESSION_DIR=str(directory / "sessions"),
         PROMS_SCHEDULE="phq-9=28,k10=84",
     )  # two workers: sessions must work whichever worker a request lands on
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)

@@ -25,7 +25,6 @@ def fast(settings: Settings, tmp_path: Path) -> Settings:
         worker_error_retry_seconds=0.3,
         worker_http_timeout_seconds=3.0,
         worker_lease_seconds=5.0,
-        export_dir=tmp_path / "exports",
         export_poll_seconds=0.5,
         export_since_margin_seconds=0.0,
         # The test receivers listen on loopback: allowed here as an operator allows their own integration engine.

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from service.config import Settings
 from tests.api.builders import questionnaire, response
 from tests.conftest import Fhir
@@ -18,7 +20,7 @@ from tests.jobs.test_delivery import subscription, wait_status
 PROMS = str(Path(sys.executable).parent / "proms")
 
 
-def start_worker(settings: Settings, log: Path, *, level: str = "WARNING") -> subprocess.Popen[bytes]:
+def worker_env(settings: Settings, *, level: str = "WARNING", metrics_port: int | None = None) -> dict[str, str]:
     env = {
         **os.environ,
         "PROMS_DATABASE_URL": settings.database_url,
@@ -28,9 +30,18 @@ def start_worker(settings: Settings, log: Path, *, level: str = "WARNING") -> su
         "PROMS_WORKER_LEASE_SECONDS": "1.5",
         "PROMS_WORKER_RETRY_BASE_SECONDS": "0.05",
         "PROMS_WORKER_HTTP_TIMEOUT_SECONDS": "10",
-        "PROMS_EXPORT_DIR": str(settings.export_dir),
+        "PROMS_EXPORT_SINCE_MARGIN_SECONDS": "0",
         "PROMS_SUBSCRIPTION_ALLOWED_NETWORKS": ",".join(settings.subscription_allowed_networks),
     }
+    if metrics_port is not None:
+        env["PROMS_WORKER_METRICS_PORT"] = str(metrics_port)
+    return env
+
+
+def start_worker(
+    settings: Settings, log: Path, *, level: str = "WARNING", metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    env = worker_env(settings, level=level, metrics_port=metrics_port)
     with log.open("ab") as output:
         return subprocess.Popen([PROMS, "worker"], env=env, stdout=output, stderr=output)
 
@@ -94,3 +105,55 @@ def test_repeated_sigterms_to_a_busy_worker_stop_it_in_time(
             process.wait()
     assert process.returncode == 0, f"the worker did not stop cleanly: {log.read_text()[-2000:]}"
     assert "worker stopped" in log.read_text()
+
+
+def test_the_worker_serves_its_metrics_on_its_own_port_and_refuses_a_bad_one(
+    fhir: Fhir, settings: Settings, tmp_path: Path
+) -> None:
+    import requests
+
+    from service.config import SettingsError
+    from tests.e2e.processes import free_port
+
+    for wrong in ("0", "70000", "metrics"):
+        with pytest.raises(SettingsError, match="PROMS_WORKER_METRICS_PORT"):
+            Settings.from_env({"PROMS_WORKER_METRICS_PORT": wrong})
+    assert Settings.from_env({}).worker_metrics_port is None  # not served unless asked for
+
+    log = tmp_path / "worker.log"
+    port = free_port()
+    fhir.create(questionnaire())
+    assert fhir.get("$export", headers={"Prefer": "respond-async"}).status_code == 202
+    process = start_worker(settings, log, metrics_port=port)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                scrape = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                if 'proms_exports{status="completed"} 1.0' in scrape.text:
+                    break
+            except requests.ConnectionError:
+                pass  # not listening yet
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert scrape.status_code == 200 and scrape.headers["Content-Type"].startswith("text/plain")
+        for name in (
+            "proms_outbox_backlog",
+            "proms_outbox_oldest_undelivered_age_seconds",
+            "proms_notifications_sent_total",
+            "proms_notifications_failed_total",
+            "proms_subscriptions_error",
+            "proms_export_bytes_written_total",
+            "proms_db_pool_checked_out",
+            "proms_db_pool_overflow",
+        ):
+            assert f"\n{name}" in scrape.text, name  # fmt: skip
+        # A second worker asked for the same port says why it cannot start.
+        second = subprocess.run(
+            [PROMS, "worker"], env=worker_env(settings, metrics_port=port), capture_output=True, text=True, timeout=30
+        )
+        assert second.returncode != 0 and f"cannot serve its metrics on 127.0.0.1:{port}" in second.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert process.returncode == 0, log.read_text()[-2000:]

@@ -168,6 +168,13 @@ def gunicorn(app: str, env: dict[str, str], ready_path: str, *, config: Path | N
         log.close()
 
 
+def baseline_env(database_url: str) -> dict[str, str]:
+    """The baselines' environment. gunicorn reads the service's gunicorn.conf.py for them too (same worker class,
+    keep-alive, logging), and that file checks the service's settings: a loopback host with authentication off
+    satisfies it; the baselines themselves authenticate nothing."""
+    return {"BENCH_BASELINE_DB": database_url, "PROMS_AUTH": "none", "PROMS_HOST": "127.0.0.1"}
+
+
 def service_env(database_url: str, signer: Signer, base: str = "http://127.0.0.1/fhir", **extra: str) -> dict[str, str]:
     """The service as production runs it: JWT authentication (so every request is verified and audited)."""
     return {

@@ -15,7 +15,18 @@ import random
 import tempfile
 from pathlib import Path
 
-from bench.harness import Load, Signer, database, gunicorn, machine, measure, service, table, write_requests
+from bench.harness import (
+    Load,
+    Signer,
+    baseline_env,
+    database,
+    gunicorn,
+    machine,
+    measure,
+    service,
+    table,
+    write_requests,
+)
 from bench.store_seed import Store
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
@@ -39,7 +50,7 @@ def main() -> None:
         constant_file = write_requests(directory / "constant.tsv", [("GET", "/constant", None)])
         for kind in arguments.databases.split(","):
             with database(kind, directory) as url:
-                with gunicorn("bench.baselines:app", {"BENCH_BASELINE_DB": url}, "/constant") as baseline:
+                with gunicorn("bench.baselines:app", baseline_env(url), "/constant") as baseline:
                     constant, _ = measure(
                         baseline.base, constant_file, connections=arguments.connections, runs=arguments.runs,
                         seconds=arguments.seconds, warmup=arguments.warmup,

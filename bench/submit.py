@@ -21,6 +21,7 @@ from bench.cds_patient_view import response_to
 from bench.harness import (
     Load,
     Signer,
+    baseline_env,
     database,
     gunicorn,
     machine,
@@ -72,7 +73,7 @@ def main() -> None:
             for connections in connection_counts:
                 figures: dict[str, tuple[Load, list[Load]]] = {}
                 with database(kind, directory) as url:
-                    with gunicorn("bench.baselines:app", {"BENCH_BASELINE_DB": url}, "/constant") as baseline:
+                    with gunicorn("bench.baselines:app", baseline_env(url), "/constant") as baseline:
                         figures["a"] = measure(
                             baseline.base, constant_file, connections=connections, runs=arguments.runs,
                             seconds=arguments.seconds, warmup=arguments.warmup,

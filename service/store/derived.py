@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
@@ -33,23 +33,42 @@ class PreviousResponse:
     authored_low: datetime | None
 
 
-def _previous_query(row: QuestionnaireResponseRow) -> Select[str, int, datetime | None]:
-    """The same person's latest scored response to the same instrument authored before ``row``."""
-    QR = QuestionnaireResponseRow
-    return (
-        select(QR.id, QR.version_id, QR.authored_low)
-        .where(
-            QR.subject_id == row.subject_id,
-            QR.subject_type == row.subject_type,
-            QR.questionnaire_url == row.questionnaire_url,
-            QR.status.in_(SCORED_STATUSES),
-            QR.deleted.is_(False),
-            QR.id != row.id,
-            QR.authored_key < row.authored_key,
-        )
-        .order_by(QR.authored_key.desc(), QR.pk.desc())
-        .limit(1)
+_QR = QuestionnaireResponseRow
+# The same person's latest scored response to the same instrument authored before a given one. Built once with
+# bound parameters: a submission runs it twice (to plan, then to re-check inside its transaction).
+_PREVIOUS = (
+    select(_QR.id, _QR.version_id, _QR.authored_low)
+    .where(
+        _QR.subject_id == bindparam("subject_id"),
+        _QR.subject_type == bindparam("subject_type"),
+        _QR.questionnaire_url == bindparam("questionnaire_url"),
+        _QR.status.in_(SCORED_STATUSES),
+        _QR.deleted.is_(False),
+        _QR.id != bindparam("id"),
+        _QR.authored_key < bindparam("authored_key"),
     )
+    .order_by(_QR.authored_key.desc(), _QR.pk.desc())
+    .limit(1)
+)
+_PREVIOUS_ROW = _PREVIOUS.subquery()
+_PREVIOUS_AND_SCORES = select(
+    _PREVIOUS_ROW.c.id, _PREVIOUS_ROW.c.version_id, _PREVIOUS_ROW.c.authored_low, ObservationRow.source_key,
+    ObservationRow.resource_json,
+).join(
+    ObservationRow,
+    and_(ObservationRow.derived_from_id == _PREVIOUS_ROW.c.id, ObservationRow.deleted.is_(False)),
+    isouter=True,
+)  # fmt: skip
+
+
+def _previous_parameters(row: QuestionnaireResponseRow) -> dict[str, Any]:
+    return {
+        "subject_id": row.subject_id,
+        "subject_type": row.subject_type,
+        "questionnaire_url": row.questionnaire_url,
+        "id": row.id,
+        "authored_key": row.authored_key,
+    }
 
 
 def previous_response_of(
@@ -60,18 +79,9 @@ def previous_response_of(
     ``row`` needs only its search columns (it may be a row not stored yet)."""
     if row.subject_id is None:
         return None, []
-    previous = _previous_query(row).subquery()
-    query = select(
-        previous.c.id, previous.c.version_id, previous.c.authored_low, ObservationRow.source_key,
-        ObservationRow.resource_json,
-    ).join(
-        ObservationRow,
-        and_(ObservationRow.derived_from_id == previous.c.id, ObservationRow.deleted.is_(False)),
-        isouter=True,
-    )  # fmt: skip
     found: PreviousResponse | None = None
     scores: list[tuple[str, dict[str, Any]]] = []
-    for result in session.execute(query):
+    for result in session.connection().execute(_PREVIOUS_AND_SCORES, _previous_parameters(row)):
         found = PreviousResponse(result.id, result.version_id, result.authored_low)
         if result.source_key in (None, "panel") or result.resource_json is None:
             continue
@@ -85,7 +95,7 @@ def previous_version_of(session: Session, row: QuestionnaireResponseRow) -> tupl
     """(id, version) of the previous response previous_response_of finds: a cheap check that it is still the same."""
     if row.subject_id is None:
         return None
-    found = session.execute(_previous_query(row)).first()
+    found = session.connection().execute(_PREVIOUS, _previous_parameters(row)).first()
     return (found.id, found.version_id) if found else None
 
 

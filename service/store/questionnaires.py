@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.orm import Session, defer, lazyload
 
 from service.fhir import jsonio
@@ -50,28 +50,43 @@ class QuestionnaireRef:
     version: str | None
 
 
-def _ref(session: Session, *conditions: ColumnElement[bool], latest: bool = False) -> QuestionnaireRef | None:
-    Q = QuestionnaireRow
-    query = select(Q.pk, Q.id, Q.version_id, Q.url, Q.version).where(*conditions, Q.deleted.is_(False))
-    if latest:
-        query = query.order_by(Q.last_updated.desc()).limit(1)
-    found = session.execute(query).first()
+_Q = QuestionnaireRow
+_IDENTITY = (_Q.pk, _Q.id, _Q.version_id, _Q.url, _Q.version)
+# Built once with bound parameters: resolving runs on every submission.
+_REF_BY_ID = select(*_IDENTITY).where(_Q.id == bindparam("id"), _Q.deleted.is_(False))
+_REF_BY_VERSION = select(*_IDENTITY).where(
+    _Q.url == bindparam("url"), _Q.version == bindparam("version"), _Q.deleted.is_(False)
+)
+_REF_LATEST = (
+    select(*_IDENTITY)
+    .where(_Q.url == bindparam("url"), _Q.deleted.is_(False))
+    .order_by(_Q.last_updated.desc())
+    .limit(1)
+)
+_JSON = select(_Q.resource_json).where(_Q.pk == bindparam("pk"))
+
+
+def _ref(
+    session: Session, query: Select[int, str, int, str | None, str | None], parameters: dict[str, Any]
+) -> QuestionnaireRef | None:
+    found = session.connection().execute(query, parameters).first()
     return QuestionnaireRef(found.pk, found.id, found.version_id, found.url, found.version) if found else None
 
 
 def ref_by_canonical(session: Session, url: str, version: str | None) -> QuestionnaireRef | None:
     """As find_by_canonical, the identity only."""
     if version is not None:
-        return _ref(session, QuestionnaireRow.url == url, QuestionnaireRow.version == version)
-    return _ref(session, QuestionnaireRow.url == url, latest=True)
+        return _ref(session, _REF_BY_VERSION, {"url": url, "version": version})
+    return _ref(session, _REF_LATEST, {"url": url})
 
 
 def ref_by_id(session: Session, resource_id: str) -> QuestionnaireRef | None:
-    return _ref(session, QuestionnaireRow.id == resource_id)
+    return _ref(session, _REF_BY_ID, {"id": resource_id})
 
 
 def json_of(session: Session, pk: int) -> str | None:
-    return session.scalar(select(QuestionnaireRow.resource_json).where(QuestionnaireRow.pk == pk))
+    found: str | None = session.connection().execute(_JSON, {"pk": pk}).scalar()
+    return found
 
 
 def is_answered(session: Session, questionnaire_pk: int) -> bool:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, insert, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Table, and_, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.sql.dml import ReturningInsert
 
 from service.fhir import jsonio
 from service.fhir.dates import instant_text, utcnow
@@ -159,27 +162,26 @@ class ResourceRepository:
         if not created:
             return
         rows = [row for row, _ in created]
-        mapper = inspect(self.model)
-        table = cast(Table, self.model.__table__)
+        plan = _insert_plan(self.model)
         connection = self.session.connection()  # Core statements: no unit-of-work bookkeeping
-        values = [_column_values(row) for row in rows]
-        pks = connection.execute(insert(table).returning(table.c.pk, sort_by_parameter_order=True), values).scalars()
+        values = [plan.values(row) for row in rows]
+        pks = connection.execute(plan.returning_pk, values).scalars()
         for row, pk in zip(rows, pks, strict=True):
             row.pk = pk
-        for relationship in mapper.relationships:
+        for child in plan.children:
             # The search-index child rows (Observation tokens, Provenance targets), linked by the parent's key.
-            (parent_column, child_column), *_ = relationship.synchronize_pairs
-            children = []
+            child_values = []
             for row in rows:
-                for child in getattr(row, relationship.key):
-                    child_values = _column_values(child)
-                    child_values[str(child_column.key)] = getattr(row, str(parent_column.key))
-                    children.append(child_values)
-            if children:
-                connection.execute(insert(cast(Table, relationship.mapper.local_table)), children)
+                parent_key = getattr(row, child.parent_column)
+                for child_row in getattr(row, child.relationship):
+                    entry = child.plan.values(child_row)
+                    entry[child.child_column] = parent_key
+                    child_values.append(entry)
+            if child_values:
+                connection.execute(child.plan.insert, child_values)
         if self.kind.versioned:
             connection.execute(
-                insert(cast(Table, ResourceVersion.__table__)),
+                _HISTORY_INSERT,
                 [
                     {
                         "resource_type": self.kind.resource_type,
@@ -251,11 +253,51 @@ class ResourceRepository:
         )
 
 
-def _column_values(row: Any) -> dict[str, Any]:
-    """A mapped object's column values for an INSERT, the generated key left out."""
-    values = {column.key: getattr(row, column.key) for column in inspect(type(row)).column_attrs}
-    values.pop("pk", None)
-    return values
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """How rows of one mapped class are inserted with Core statements, worked out once per class."""
+
+    keys: tuple[str, ...]  # the column attributes, the generated key left out
+    insert: Insert
+    returning_pk: ReturningInsert[int]
+    children: tuple[_ChildInsert, ...]
+
+    def values(self, row: Any) -> dict[str, Any]:
+        return {key: getattr(row, key) for key in self.keys}
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildInsert:
+    relationship: str
+    parent_column: str
+    child_column: str
+    plan: _InsertPlan
+
+
+@functools.cache
+def _insert_plan(model: type[Any]) -> _InsertPlan:
+    mapper = inspect(model)
+    table = cast(Table, mapper.local_table)
+    children = []
+    for relationship in mapper.relationships:
+        (parent_column, child_column), *_ = relationship.synchronize_pairs
+        children.append(
+            _ChildInsert(
+                relationship.key,
+                str(parent_column.key),
+                str(child_column.key),
+                _insert_plan(relationship.mapper.class_),
+            )
+        )
+    return _InsertPlan(
+        keys=tuple(str(column.key) for column in mapper.column_attrs if column.key != "pk"),
+        insert=insert(table),
+        returning_pk=insert(table).returning(table.c.pk, sort_by_parameter_order=True),
+        children=tuple(children),
+    )
+
+
+_HISTORY_INSERT = insert(cast(Table, ResourceVersion.__table__))
 
 
 def _from_history(row: ResourceVersion) -> StoredVersion:

@@ -8,11 +8,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from service.fhir.memo import PerObject, json_default
 from service.scoring import extensions as ext
 from service.scoring.fhirpath import CompiledExpression, compile_expression
 from service.scoring.functions import FhirPathError
@@ -215,15 +215,7 @@ def read_definition(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"not JSON: {type(value).__name__}")
-
-
 _cache: OrderedDict[bytes, QuestionnaireDefinition] = OrderedDict()
-# The Questionnaire objects last seen, by identity: (the object, its JSON as last seen, its definition).
-_seen: OrderedDict[int, tuple[Mapping[str, Any], bytes, QuestionnaireDefinition]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -232,26 +224,14 @@ def definition_for(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition:
 
     Keyed by a digest of the content rather than by ``url|version``: a draft may change under the same
     version, and a stale cached definition would score with the wrong rules. Callers usually pass the
-    same object again (a parsed Questionnaire they keep): then its JSON is compared with the JSON it had,
+    same object again (a parsed Questionnaire they keep): then it is found by identity, its content compared,
     which is cheaper than the digest and as exact.
     """
-    as_seen = orjson.dumps(questionnaire, default=_json_default)
-    with _lock:
-        seen = _seen.get(id(questionnaire))
-        if seen is not None and seen[0] is questionnaire and seen[1] == as_seen:
-            _seen.move_to_end(id(questionnaire))
-            return seen[2]
-    definition = _definition_by_content(questionnaire)
-    with _lock:
-        _seen[id(questionnaire)] = (questionnaire, as_seen, definition)
-        _seen.move_to_end(id(questionnaire))
-        while len(_seen) > _CACHE_SIZE:
-            _seen.popitem(last=False)
-    return definition
+    return _by_object(questionnaire)
 
 
 def _definition_by_content(questionnaire: Mapping[str, Any]) -> QuestionnaireDefinition:
-    dumped = orjson.dumps(questionnaire, option=orjson.OPT_SORT_KEYS, default=_json_default)
+    dumped = orjson.dumps(questionnaire, option=orjson.OPT_SORT_KEYS, default=json_default)
     key = hashlib.blake2b(dumped, digest_size=20).digest()
     with _lock:
         cached = _cache.get(key)
@@ -264,3 +244,6 @@ def _definition_by_content(questionnaire: Mapping[str, Any]) -> QuestionnaireDef
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return definition
+
+
+_by_object = PerObject(_definition_by_content, _CACHE_SIZE)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.fhir.issues import Issue
+from service.fhir.memo import PerObject
 from service.fhir.response_status import RESPONSE_STATUSES
 from service.validation import questionnaire_state
 from service.validation.context import Context, ValueSetResolver
@@ -22,6 +23,9 @@ from service.validation.tree import QuestionnaireIndex, build_tree
 from service.validation.value_sets import ValueSets
 
 __all__ = ["Issue", "ValueSetResolver", "validate_response"]
+
+# What validation works out from a Questionnaire alone (items by linkId, each item's facts), once per Questionnaire.
+_index_for = PerObject(QuestionnaireIndex)
 
 
 def validate_response(
@@ -57,7 +61,7 @@ def _validate(context: Context) -> None:
             "QuestionnaireResponse.status",
         )
     questionnaire_state.check(context)
-    index = QuestionnaireIndex(context.questionnaire)
+    index = _index_for(context.questionnaire)
     root = build_tree(index, context.response)
     expressions = Expressions(context, index)
     enablement = Enablement(context, index, expressions, root)

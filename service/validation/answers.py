@@ -14,54 +14,26 @@ from service.validation.context import (
     EXT_REGEX,
     JSON,
     Context,
-    describe,
     extension_int,
     extension_value,
-    objects,
     text_value,
     value_keys,
 )
+from service.validation.items import ItemFacts
 from service.validation.primitives import date_range, decimal_places, is_integer, number, time_seconds
 from service.validation.references import uri_problem
-from service.validation.tree import Node, item_type
+from service.validation.tree import Node
 from service.validation.units import describe_quantity
 from service.validation.value_sets import ValueSets
 
-PERMITTED: dict[str, tuple[str, ...]] = {
-    "boolean": ("valueBoolean",),
-    "decimal": ("valueDecimal",),
-    "integer": ("valueInteger",),
-    "date": ("valueDate",),
-    "dateTime": ("valueDateTime",),
-    "time": ("valueTime",),
-    "string": ("valueString",),
-    "text": ("valueString",),
-    "url": ("valueUri",),
-    "choice": ("valueCoding",),
-    "open-choice": ("valueCoding", "valueString"),
-    "attachment": ("valueAttachment",),
-    "reference": ("valueReference",),
-    "quantity": ("valueQuantity",),
-}
-# answerOption values R4 allows besides Coding; an item offering them accepts them as answers.
-_OPTION_KEYS = ("valueInteger", "valueDate", "valueTime", "valueString", "valueReference")
 
-
-def permitted_keys(q_item: JSON, kind: str) -> tuple[str, ...]:
-    keys = PERMITTED[kind]
-    if kind in ("choice", "open-choice"):
-        offered = {key for _, option in objects(q_item.get("answerOption")) for key in value_keys(option)}
-        keys = keys + tuple(key for key in _OPTION_KEYS if key in offered and key not in keys)
-    return keys
-
-
-def check_answers(context: Context, value_sets: ValueSets, node: Node) -> None:
+def check_answers(context: Context, value_sets: ValueSets, node: Node, facts: ItemFacts, label: str) -> None:
+    """``facts``: the item's; ``label``: how issue texts name it."""
     q_item = node.q
     if q_item is None or not node.answers:
         return
-    kind = item_type(q_item)
-    label = describe(q_item, node.link_id)
-    if kind not in PERMITTED:
+    kind = facts.kind
+    if kind is None or not facts.permitted:
         problem = (
             "has no type"
             if kind is None
@@ -77,7 +49,7 @@ def check_answers(context: Context, value_sets: ValueSets, node: Node) -> None:
             node.link_id,
         )
         return
-    allowed = permitted_keys(q_item, kind)
+    allowed = facts.permitted
     exclusive = False
     for index, answer in node.answers:
         path = f"{node.path}.answer[{index}]"
@@ -122,7 +94,7 @@ def check_answers(context: Context, value_sets: ValueSets, node: Node) -> None:
             continue
         _check_value(context, value_sets, q_item, kind, key, value, value_path, label, node.link_id)
         exclusive = (
-            options.check(context, value_sets, q_item, kind, key, value, value_path, label, node.link_id) or exclusive
+            options.check(context, value_sets, q_item, facts, key, value, value_path, label, node.link_id) or exclusive
         )
     if exclusive and len(node.answers) > 1:
         context.add(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.fhir.issues import Issue, Severity
@@ -33,12 +33,12 @@ EXT_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 EXT_ENABLE_WHEN_EXPRESSION = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression"
 
 
-def objects(value: Any) -> Iterator[tuple[int, JSON]]:
+def objects(value: Any) -> list[tuple[int, JSON]]:
     """The JSON objects of a repeating element with their indexes; anything else is skipped."""
-    if isinstance(value, list):
-        for index, entry in enumerate(value):
-            if isinstance(entry, Mapping):
-                yield index, entry
+    if not isinstance(value, list):
+        return []
+    # ``type(...) is dict`` first: parsed JSON is made of dicts, and the abstract Mapping check is slower.
+    return [(index, entry) for index, entry in enumerate(value) if type(entry) is dict or isinstance(entry, Mapping)]
 
 
 def text_value(value: Any) -> str | None:

@@ -17,11 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from service.validation.context import (
-    EXT_ENABLE_WHEN_EXPRESSION,
     JSON,
     Context,
     describe,
-    extension_value,
     objects,
     text_value,
     value_keys,
@@ -65,8 +63,9 @@ class Enablement:
 
     def own(self, q_item: JSON, parent: Node, occurrence: Node | None = None) -> bool | None:
         """The item's own conditions, evaluated where it sits (or would sit) under ``parent``."""
-        expression = extension_value(q_item, EXT_ENABLE_WHEN_EXPRESSION)
-        if expression is None and not q_item.get("enableWhen"):
+        facts = self._index.facts(q_item)
+        expression = facts.enable_when_expression
+        if expression is None and not facts.has_enable_when:
             return True
         key = (id(q_item), id(parent), id(occurrence) if expression is not None else 0)
         if key in self._own:

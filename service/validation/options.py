@@ -7,15 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.validation.context import (
-    EXT_OPTION_EXCLUSIVE,
     JSON,
     Context,
-    extension_value,
-    objects,
     text_value,
     value_keys,
 )
 from service.validation.enable_when import codings_equal
+from service.validation.items import ItemFacts
 from service.validation.value_sets import (
     Concept,
     Expansion,
@@ -56,7 +54,7 @@ def check(
     context: Context,
     value_sets: ValueSets,
     q_item: JSON,
-    kind: str,
+    facts: ItemFacts,
     key: str,
     value: Any,
     path: str,
@@ -64,15 +62,21 @@ def check(
     link_id: str | None,
 ) -> bool:
     """Check one answer against the item's answer list; True when it chose an exclusive option."""
+    kind = facts.kind
     if key == "valueCoding" and isinstance(value, Mapping):
         if text_value(value.get("code")) is None:
             if kind == "open-choice" and text_value(value.get("display")) is not None:
                 return False  # a display-only Coding is how some fillers send free text
             context.add("error", "value", f"Coded answer to item {label} has no code", path, link_id)
             return False
-    choices = [option for _, option in objects(q_item.get("answerOption"))]
+    choices = facts.options
     if choices:
-        matched = [option for option in choices if _option_matches(option, key, value)]
+        if key == "valueCoding" and isinstance(value, Mapping):
+            # Only options with the same code can match (codings_equal): look them up rather than scan.
+            candidates = facts.coding_options.get(text_value(value.get("code")) or "", [])
+        else:
+            candidates = choices
+        matched = [option for option in candidates if _option_matches(option, key, value)]
         if not matched:
             if kind == "open-choice" and key == "valueString":
                 return False
@@ -87,7 +91,7 @@ def check(
         if key == "valueCoding":
             offered = [concept for option in matched if (concept := _option_concept(option)) is not None]
             _check_display(context, value, offered, path, label, link_id)
-        return any(extension_value(option, EXT_OPTION_EXCLUSIVE) == ("valueBoolean", True) for option in matched)
+        return any(id(option) in facts.exclusive_options for option in matched)
     reference = text_value(q_item.get("answerValueSet"))
     if reference is None or (kind == "open-choice" and key == "valueString"):
         return False

@@ -10,18 +10,16 @@ from service.fhir.issues import Severity
 from service.validation import answers
 from service.validation.context import (
     EXT_CONSTRAINT,
-    EXT_MAX_OCCURS,
-    EXT_MIN_OCCURS,
     JSON,
     Context,
     describe,
-    extension_int,
     extensions,
     text_value,
 )
 from service.validation.enable_when import Enablement, and3
 from service.validation.expressions import Expressions
-from service.validation.tree import MAX_DEPTH, Container, Node, QuestionnaireIndex, item_type
+from service.validation.items import item_type
+from service.validation.tree import MAX_DEPTH, Container, Node, QuestionnaireIndex
 from service.validation.value_sets import ValueSets
 
 
@@ -47,7 +45,7 @@ class Walker:
 
     def _container(self, container: Container, enabled: bool | None) -> None:
         self._shape(container)
-        positions = {id(q): position for position, q in enumerate(container.q_items)}
+        positions = container.facts.positions
         last_position, last_node = -1, None
         for node in container.nodes:
             if node.link_id is None:
@@ -91,9 +89,12 @@ class Walker:
                 elif position > last_position:
                     last_position, last_node = position, node
             self._node(node, enabled)
+        placed: dict[int, list[Node]] = {}
+        for node in container.nodes:
+            if node.q is not None and not node.misplaced:
+                placed.setdefault(id(node.q), []).append(node)
         for q_item in container.q_items:
-            placed = [node for node in container.nodes if node.q is q_item and not node.misplaced]
-            self._occurrences(container, q_item, placed, enabled)
+            self._occurrences(container, q_item, placed.get(id(q_item), []), enabled)
 
     def _shape(self, container: Container) -> None:
         """Elements that are not lists of objects cannot be items or answers at all."""
@@ -118,7 +119,8 @@ class Walker:
     def _node(self, node: Node, enabled: bool | None) -> None:
         q_item = node.q
         assert q_item is not None
-        label = describe(q_item, node.link_id)
+        facts = self._index.facts(q_item)
+        label = facts.label if facts.link_id == node.link_id else describe(q_item, node.link_id)
         own = self._enablement.own(q_item, node.parent, node) if enabled is not False and node.parent else False
         # Only the outermost disabled item with answers is reported: everything inside it is disabled too.
         if enabled is True and own is False and node.has_answers_below():
@@ -131,9 +133,8 @@ class Walker:
             )
         self._nesting(node, label)
         self._text(node, q_item, label)
-        kind = item_type(q_item)
-        if kind not in ("group", "display"):
-            answers.check_answers(self._context, self._value_sets, node)
+        if facts.kind not in ("group", "display"):
+            answers.check_answers(self._context, self._value_sets, node, facts, label)
         effective = and3(enabled, own)
         if effective is not False:
             self._constraints(node, q_item, f"Item {label}")
@@ -186,7 +187,10 @@ class Walker:
             )
 
     def _constraints(self, node: Node, element: JSON, owner: str) -> None:
-        for ext in extensions(element, EXT_CONSTRAINT):
+        declared = (
+            self._index.facts(element).constraints if node.parent is not None else extensions(element, EXT_CONSTRAINT)
+        )
+        for ext in declared:
             parts = {part.get("url"): part for part in ext.get("extension") or [] if isinstance(part, Mapping)}
             key = text_value((parts.get("key") or {}).get("valueId")) or "?"
             expression = text_value((parts.get("expression") or {}).get("valueString"))
@@ -208,9 +212,8 @@ class Walker:
     def _occurrences(self, container: Container, q_item: JSON, placed: list[Node], enabled: bool | None) -> None:
         """Repetition and cardinality of one Questionnaire item within one container."""
         present = [node for node in placed if node.has_content]
-        kind = item_type(q_item)
-        link_id = text_value(q_item.get("linkId"))
-        label = describe(q_item, link_id)
+        facts = self._index.facts(q_item)
+        kind, link_id, label = facts.kind, facts.link_id, facts.label
         if len(present) > 1 and kind != "group":
             for extra in present[1:]:
                 self._context.add(
@@ -235,8 +238,8 @@ class Walker:
             return
         where = placed[0].path if placed else container.path
         count = len(present) if kind == "group" else sum(len(node.answers) for node in present)
-        minimum = extension_int(q_item, EXT_MIN_OCCURS) or 0
-        maximum = extension_int(q_item, EXT_MAX_OCCURS)
+        minimum = facts.min_occurs or 0
+        maximum = facts.max_occurs
         if kind == "group":
             answered = any(node.has_answers_below() for node in present)
             if q_item.get("required") is True and not answered:

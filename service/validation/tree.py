@@ -6,19 +6,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from service.validation.context import JSON, objects, text_value
+from service.validation.items import ItemFacts, children_of, item_facts
 
 # Deeper nesting than this is not a real form; stopping keeps recursion bounded on hostile input.
 MAX_DEPTH = 64
 
 
 class QuestionnaireIndex:
-    """Lookups over the Questionnaire's items: by linkId, and each item's ancestors."""
+    """Lookups over the Questionnaire's items: by linkId, each item's ancestors, and each item's facts.
+
+    Built once per Questionnaire and shared by every validation against it (see ``index_for``): nothing in it
+    depends on a response."""
 
     def __init__(self, questionnaire: JSON) -> None:
         self.root_items = [item for _, item in objects(questionnaire.get("item"))]
         self.by_link_id: dict[str, JSON] = {}
         self._parent: dict[int, JSON | None] = {}
+        self._facts: dict[int, ItemFacts] = {}
+        self.root = item_facts({}, self.root_items)
         self._collect(self.root_items, None, 0)
+
+    def facts(self, item: JSON) -> ItemFacts:
+        """The facts of an item of this Questionnaire (worked out on first use)."""
+        found = self._facts.get(id(item))
+        if found is None:
+            found = self._facts[id(item)] = item_facts(item, children_of(item))
+        return found
 
     def _collect(self, items: list[JSON], parent: JSON | None, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -42,17 +55,6 @@ class QuestionnaireIndex:
             current = self.parent(current)
         chain.reverse()
         return chain
-
-
-def children_of(item: JSON) -> list[JSON]:
-    return [child for _, child in objects(item.get("item"))]
-
-
-def item_type(item: JSON | None) -> str | None:
-    if item is None:
-        return None
-    value = item.get("type")
-    return value if isinstance(value, str) else None
 
 
 @dataclass(eq=False)
@@ -106,13 +108,22 @@ class Container:
     owner: Node
     data: JSON
     path: str
-    q_items: list[JSON]
+    facts: ItemFacts  # of the item whose children live here (the Questionnaire's top level for the response)
     nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def q_items(self) -> list[JSON]:
+        """The Questionnaire items that may appear here."""
+        return self.facts.children
+
+    @property
+    def siblings(self) -> dict[str | None, JSON]:
+        return self.facts.by_link_id
 
 
 def build_tree(questionnaire_index: QuestionnaireIndex, response: JSON) -> Node:
     root = Node(data=response, q=None, parent=None, path="QuestionnaireResponse", link_id=None)
-    root.containers.append(Container(root, response, root.path, questionnaire_index.root_items))
+    root.containers.append(Container(root, response, root.path, questionnaire_index.root))
     _fill(questionnaire_index, root.containers[0], 1)
     return root
 
@@ -120,7 +131,7 @@ def build_tree(questionnaire_index: QuestionnaireIndex, response: JSON) -> Node:
 def _fill(index: QuestionnaireIndex, container: Container, depth: int) -> None:
     if depth > MAX_DEPTH:
         return
-    siblings = {text_value(q.get("linkId")): q for q in container.q_items}
+    siblings = container.siblings
     for position, data in objects(container.data.get("item")):
         link_id = text_value(data.get("linkId"))
         q = siblings.get(link_id) if link_id is not None else None
@@ -140,13 +151,13 @@ def _fill(index: QuestionnaireIndex, container: Container, depth: int) -> None:
         container.nodes.append(node)
         if q is None:
             continue
-        kind = item_type(q)
-        if kind == "display":
+        facts = index.facts(q)
+        if facts.kind == "display":
             continue
-        if kind == "group":
-            node.containers.append(Container(node, data, node.path, children_of(q)))
+        if facts.kind == "group":
+            node.containers.append(Container(node, data, node.path, facts))
         else:
             for answer_index, answer in objects(data.get("answer")):
-                node.containers.append(Container(node, answer, f"{node.path}.answer[{answer_index}]", children_of(q)))
+                node.containers.append(Container(node, answer, f"{node.path}.answer[{answer_index}]", facts))
         for child in node.containers:
             _fill(index, child, depth + 1)

@@ -8,7 +8,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,8 @@ WRITE_TRANSACTION = "proms_write_transaction"
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
-        engine = create_engine(url, connect_args={"timeout": 10})
+        # Not bound to the thread that opened it: a commit group's members use its connection one after another.
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
@@ -66,7 +67,8 @@ def create_db_engine(url: str) -> Engine:
 
 
 class WriteTurn:
-    """Writers to one SQLite database take turns: a thread lock within the process, ``flock`` across processes."""
+    """Writers to one SQLite database take turns: a thread lock within the process, ``flock`` across processes.
+    A turn may be released by another thread than the one that took it (a group's last member commits it)."""
 
     def __init__(self, url: str) -> None:
         database = make_url(url).database
@@ -94,18 +96,131 @@ class WriteTurn:
                 self._closer()
             self._fd = self._closer = None
 
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._thread_lock:
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+        try:
             fd = self._lock_fd()
-            if fd is None:
-                yield
-                return
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+class _Group:
+    """Write transactions of one process that share one database transaction and one commit."""
+
+    def __init__(self) -> None:
+        self.baton = threading.Lock()  # one member's block runs at a time
+        self.pending = 0  # members that joined and have not finished their block
+        self.closed = False  # no more members: the last one is committing
+        self.session: Session | None = None
+        self.turn_taken = False
+        self.failure: BaseException | None = None  # why the shared transaction could not be begun or committed
+        self.committed = threading.Event()
+
+
+class GroupCommit:
+    """SQLite commits in groups: the write transactions that arrive while one is running join it, each in a
+    savepoint of its own, and the last of them commits them all at once.
+
+    SQLite has one writer at a time, and most of a small write's cost is its commit (writing each changed page
+    to the log). A group pays it once, and its rows share pages. Nothing is acknowledged early: a member's
+    block returns only after the group's commit, and if that fails every member of the group fails with it.
+    A member whose block raises is rolled back to its savepoint, leaving the others' writes alone.
+
+    Members run one after another on the group's session (handed from thread to thread under a lock), so each
+    sees the writes of those before it, as if they had committed one by one in that order."""
+
+    def __init__(self, sessions: sessionmaker[Session], turn: WriteTurn | None) -> None:
+        self._sessions = sessions
+        self._turn = turn
+        self._mutex = threading.Lock()
+        self._open: _Group | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._mutex:
+            group = self._open
+            if group is None or group.closed:
+                group = self._open = _Group()
+            group.pending += 1
+        failed: BaseException | None = None
+        try:
+            with group.baton:
+                session = self._begun(group)
+                savepoint = session.begin_nested()
+                try:
+                    yield session
+                except BaseException:
+                    savepoint.rollback()
+                    raise
+                savepoint.commit()
+        except BaseException as exc:
+            failed = exc
+        last = self._finish(group)
+        if last:
+            self._commit(group)
+        else:
+            group.committed.wait()
+        if failed is not None:
+            raise failed
+        if group.failure is not None:
+            raise DatabaseUnavailable() from group.failure
+
+    def _begun(self, group: _Group) -> Session:
+        """The group's session inside its transaction, begun by the first member to run (under the baton)."""
+        if group.failure is not None:
+            raise DatabaseUnavailable() from group.failure
+        if group.session is None:
             try:
-                yield
+                if self._turn is not None:
+                    self._turn.acquire()
+                    group.turn_taken = True
+                session = self._sessions()
+                group.session = session
+                session.begin()
+                session.connection(execution_options={WRITE_TRANSACTION: True})
+            except BaseException as exc:
+                group.failure = exc
+                raise
+        return group.session
+
+    def _finish(self, group: _Group) -> bool:
+        """One member done with its block; True for the last one, which commits."""
+        with self._mutex:
+            group.pending -= 1
+            if group.pending > 0:
+                return False
+            group.closed = True
+            if self._open is group:
+                self._open = None
+            return True
+
+    def _commit(self, group: _Group) -> None:
+        session = group.session
+        try:
+            if session is not None and group.failure is None:
+                try:
+                    session.commit()
+                except BaseException as exc:
+                    group.failure = exc
+                    session.rollback()
+        finally:
+            try:
+                if session is not None:
+                    session.close()
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                if group.turn_taken and self._turn is not None:
+                    self._turn.release()
+                group.committed.set()
 
 
 @contextmanager
@@ -132,6 +247,7 @@ class Database:
         # queue instead: the threads of a process on a lock, the processes (web workers, the worker) on an
         # advisory lock on a file beside the database; both wake a waiter as soon as they are released.
         self._write_turn: WriteTurn | None = WriteTurn(url) if self.dialect == "sqlite" else None
+        self._groups = GroupCommit(self._sessions, self._write_turn) if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -139,14 +255,16 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session inside one transaction: committed when the block ends, rolled back on any error."""
+        """A session inside one transaction: committed when the block ends, rolled back on any error.
+
+        On SQLite the transactions of one process commit in groups (see GroupCommit): the block's writes are
+        committed, or the block fails, before this returns, as for a transaction of its own."""
         with _unavailable_as_503():
-            with (
-                self._write_turn() if self._write_turn else nullcontext(),
-                self._sessions() as session,
-                session.begin(),
-            ):
-                session.connection(execution_options={WRITE_TRANSACTION: True})
+            if self._groups is not None:
+                with self._groups.transaction() as session:
+                    yield session
+                return
+            with self._sessions() as session, session.begin():
                 yield session
 
     @contextmanager

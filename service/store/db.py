@@ -123,6 +123,7 @@ class _Group:
         self.closed = False  # no more members: the last one is committing
         self.session: Session | None = None
         self.turn_taken = False
+        self.written = False  # a member's block has completed in the open transaction
         self.failure: BaseException | None = None  # why the shared transaction could not be begun or committed
         self.committed = threading.Event()
 
@@ -156,13 +157,23 @@ class GroupCommit:
         try:
             with group.baton:
                 session = self._begun(group)
-                savepoint = session.begin_nested()
-                try:
-                    yield session
-                except BaseException:
-                    savepoint.rollback()
-                    raise
-                savepoint.commit()
+                if not group.written:
+                    # Nothing of another member to keep: the block needs no savepoint of its own, and if it
+                    # fails the whole transaction is rolled back (the next member begins a new one).
+                    try:
+                        yield session
+                    except BaseException:
+                        session.rollback()
+                        raise
+                else:
+                    savepoint = session.begin_nested()
+                    try:
+                        yield session
+                    except BaseException:
+                        savepoint.rollback()
+                        raise
+                    savepoint.commit()
+                group.written = True
         except BaseException as exc:
             failed = exc
         last = self._finish(group)
@@ -179,18 +190,18 @@ class GroupCommit:
         """The group's session inside its transaction, begun by the first member to run (under the baton)."""
         if group.failure is not None:
             raise DatabaseUnavailable() from group.failure
-        if group.session is None:
-            try:
+        try:
+            if group.session is None:
                 if self._turn is not None:
                     self._turn.acquire()
                     group.turn_taken = True
-                session = self._sessions()
-                group.session = session
-                session.begin()
-                session.connection(execution_options={WRITE_TRANSACTION: True})
-            except BaseException as exc:
-                group.failure = exc
-                raise
+                group.session = self._sessions()
+            if not group.session.in_transaction():
+                group.session.begin()
+                group.session.connection(execution_options={WRITE_TRANSACTION: True})
+        except BaseException as exc:
+            group.failure = exc
+            raise
         return group.session
 
     def _finish(self, group: _Group) -> bool:
@@ -207,7 +218,7 @@ class GroupCommit:
     def _commit(self, group: _Group) -> None:
         session = group.session
         try:
-            if session is not None and group.failure is None:
+            if session is not None and group.failure is None and session.in_transaction():
                 try:
                     session.commit()
                 except BaseException as exc:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, and_, func, insert, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Table, and_, bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -70,9 +70,8 @@ class ResourceRepository:
     # reads --------------------------------------------------------------------------------------------
 
     def get_row(self, resource_id: str) -> ResourceRow | None:
-        # Child rows (search tokens) load only if used: a read needs the row alone.
-        query = select(self.model).options(lazyload("*")).where(self.model.id == resource_id)
-        return self.session.scalars(query).one_or_none()
+        found: ResourceRow | None = self.session.scalars(_row_by_id(self.model), {"id": resource_id}).one_or_none()
+        return found
 
     @staticmethod
     def stored(kind: ResourceKind, row: ResourceRow) -> StoredVersion:
@@ -272,6 +271,13 @@ class _ChildInsert:
     parent_column: str
     child_column: str
     plan: _InsertPlan
+
+
+@functools.cache
+def _row_by_id(model: type[ResourceRow]) -> Select[ResourceRow]:
+    """The row with a given id (bound as ``id``), built once per class. Child rows (search tokens) load only if
+    used: a read needs the row alone."""
+    return select(model).options(lazyload("*")).where(model.id == bindparam("id"))
 
 
 @functools.cache

@@ -168,5 +168,5 @@ class DatabaseAuditor:
     def record(self, context: AuditContext, status: int, *, failed: bool) -> None:
         if not failed and (context.written_in_transaction or not touches_health_data(context.interaction)):
             return
-        with self.db.transaction() as session:
+        with self.db.transaction(append_only=True) as session:
             ResourceRepository(session, AUDIT_EVENT).append(audit_event(context, status))

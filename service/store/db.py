@@ -258,20 +258,23 @@ class Database:
         # queue instead: the threads of a process on a lock, the processes (web workers, the worker) on an
         # advisory lock on a file beside the database; both wake a waiter as soon as they are released.
         self._write_turn: WriteTurn | None = WriteTurn(url) if self.dialect == "sqlite" else None
-        self._groups = GroupCommit(self._sessions, self._write_turn) if self.dialect == "sqlite" else None
+        # SQLite: every write transaction joins a group (one writer at a time anyway). PostgreSQL: only
+        # append-only ones do (AuditEvents of reads), which take no locks another transaction could wait for.
+        self._groups = GroupCommit(self._sessions, self._write_turn)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, append_only: bool = False) -> Iterator[Session]:
         """A session inside one transaction: committed when the block ends, rolled back on any error.
 
-        On SQLite the transactions of one process commit in groups (see GroupCommit): the block's writes are
-        committed, or the block fails, before this returns, as for a transaction of its own."""
+        Transactions may commit in groups (see GroupCommit): on SQLite all of them, on PostgreSQL those that only
+        insert (``append_only``). Either way the block's writes are committed, or the block fails, before this
+        returns, as for a transaction of its own."""
         with _unavailable_as_503():
-            if self._groups is not None:
+            if self.dialect == "sqlite" or append_only:
                 with self._groups.transaction() as session:
                     yield session
                 return

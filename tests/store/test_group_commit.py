@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,8 +64,7 @@ def _write(db: Database, who: str, outcomes: dict[str, str], gate: Gate | None =
 
 
 def _joined(db: Database) -> int:
-    groups = db._groups
-    group = groups._open if groups is not None else None
+    group = db._groups._open
     return group.pending if group is not None else 0
 
 
@@ -182,3 +182,51 @@ def test_a_lone_writer_commits_at_once(db: Database) -> None:
         session.execute(text("INSERT INTO note (who) VALUES ('alone')"))
     assert commits[0] == 1
     assert _notes(db) == ["alone"]
+
+
+@pytest.mark.pg
+def test_on_postgresql_append_only_transactions_share_a_commit(pg_database: str) -> None:
+    """Reads' AuditEvents only insert: on PostgreSQL they commit in groups too; other writes do not."""
+    db = Database(pg_database)
+    table = f"note_{uuid.uuid4().hex[:8]}"
+    with db.transaction() as session:
+        session.execute(text(f"CREATE TABLE {table} (who TEXT UNIQUE)"))
+    try:
+        commits = _commits(db)
+        outcomes: dict[str, str] = {}
+        gate = Gate()
+
+        def insert(who: str, fail: bool = False, hold: bool = False) -> None:
+            try:
+                with db.transaction(append_only=True) as session:
+                    session.execute(text(f"INSERT INTO {table} (who) VALUES (:who)"), {"who": who})
+                    if hold:
+                        gate.inside.set()
+                        assert gate.release.wait(10)
+                    if fail:
+                        raise RuntimeError("changed its mind")
+                outcomes[who] = "committed"
+            except RuntimeError:
+                outcomes[who] = "raised"
+
+        first = threading.Thread(target=insert, args=("a",), kwargs={"hold": True})
+        first.start()
+        assert gate.inside.wait(10)
+        others = [threading.Thread(target=insert, args=("b", True)), threading.Thread(target=insert, args=("c",))]
+        for thread in others:
+            thread.start()
+        _wait_until(lambda: _joined(db) == 3)
+        gate.release.set()
+        for thread in [first, *others]:
+            thread.join(10)
+        assert outcomes == {"a": "committed", "b": "raised", "c": "committed"}
+        assert commits[0] == 1
+        with db.read_session() as session:
+            assert sorted(session.execute(text(f"SELECT who FROM {table}")).scalars()) == ["a", "c"]
+        with db.transaction() as session:  # an ordinary write is a transaction of its own
+            session.execute(text(f"INSERT INTO {table} (who) VALUES ('d')"))
+        assert commits[0] == 2
+    finally:
+        with db.transaction() as session:
+            session.execute(text(f"DROP TABLE {table}"))
+        db.dispose()

@@ -8,6 +8,7 @@ fails the request rather than going unrecorded.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,13 @@ def note(resource_type: str, resource_id: str, patient: str | None) -> None:
         context.entities.append(reference)
     if patient:
         context.patients.add(patient)
+
+
+def note_patients(patients: Iterable[str]) -> None:
+    """Remember the patients whose data the current request read in bulk (an outcome report's population)."""
+    context = current_audit.get()
+    if context is not None:
+        context.patients.update(patients)
 
 
 def _outcome(status: int) -> tuple[str, str]:
@@ -130,9 +138,12 @@ def audit_event(context: AuditContext, status: int) -> dict[str, Any]:
 
 
 def touches_health_data(interaction: Interaction) -> bool:
-    """Reading definitions (Questionnaires, the CapabilityStatement, extensions) is not audited; the rest is."""
+    """Reading definitions (Questionnaires, Measures, the CapabilityStatement, extensions) is not audited; the rest
+    is, operations on a definition included ($evaluate-measure reads the health data the Measure counts)."""
     if interaction.resource_type is None:
         return False
+    if interaction.name.startswith("operation-"):
+        return True
     return not (interaction.resource_type in PUBLIC_DEFINITIONS and interaction.permission in ("r", "s"))
 
 

@@ -100,8 +100,8 @@ def _check_supported(interaction: Interaction) -> None:
     served = SERVED.get(interaction.resource_type) if interaction.resource_type else None
     if served is not None and interaction.name in READ_WRITE and interaction.name not in served.interactions:
         raise MethodNotAllowed(
-            f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
-            "resources from the QuestionnaireResponses it scores; they can be read and searched",
+            f"{interaction.resource_type} does not support {interaction.name}: {served.written_by}; they can be "
+            "read and searched",
             headers={"Allow": "GET"},
         )
 

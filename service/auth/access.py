@@ -21,7 +21,9 @@ PERMISSIONS = {
     "delete": "d",
 }
 # Definitions, not health data: any authenticated client may read them.
-PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "StructureDefinition", "Basic"})  # Basic: subscription topics
+PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "Measure", "StructureDefinition", "Basic"})  # Basic: topics
+# Operations that only read, whether or not they name an instance (the data they read is checked by their use case).
+READING_OPERATIONS = frozenset({"operation-evaluate-measure"})
 # Conformance resources anyone may read, token or not.
 OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 # Only backend (system/) clients may change the instrument library.
@@ -42,6 +44,8 @@ class Interaction:
     def permission(self) -> str | None:
         if self.name in PERMISSIONS:
             return PERMISSIONS[self.name]
+        if self.name in READING_OPERATIONS:
+            return "r"
         if self.name.startswith("operation-"):
             # An operation on a stored instance reads it; one on a submitted body is akin to creating.
             return "r" if self.resource_id else "c"

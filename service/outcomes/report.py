@@ -52,18 +52,18 @@ def _value(facts: ScoreFacts) -> dict[str, Any]:
     return {"coding": codings, "text": facts.name}
 
 
-def _number(value: Any) -> str:
-    return f"{value:f}" if value is not None else "none"
-
-
 def facts_used(facts: ScoreFacts) -> str:
-    direction = {"lower-is-better": "lower is better", "higher-is-better": "higher is better"}.get(
-        facts.direction or "", "no direction"
-    )
-    return (
-        f"reliable change {_number(facts.reliable_change)}, {direction}, clinical cut-off "
-        f"{_number(facts.clinical_cutoff)} (from Questionnaire {', '.join(facts.sources)})"
-    )
+    """The facts a score is counted with, in words: 'reliable change 6, lower is better, clinical cut-off 10 (from
+    Questionnaire ...)'."""
+    parts = [
+        f"reliable change {facts.reliable_change:f}" if facts.reliable_change is not None
+        else "no reliable-change threshold",
+        {"lower-is-better": "lower is better", "higher-is-better": "higher is better"}.get(
+            facts.direction or "", "no direction"
+        ),
+        f"clinical cut-off {facts.clinical_cutoff:f}" if facts.clinical_cutoff is not None else "no clinical cut-off",
+    ]  # fmt: skip
+    return f"{', '.join(parts)} (from Questionnaire {', '.join(facts.sources)})"
 
 
 def _issue(severity: str, code: str, text: str, index: int) -> dict[str, Any]:

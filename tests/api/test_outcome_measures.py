@@ -58,6 +58,11 @@ def submit(fhir: Fhir, slug: str, subject: str, day: str, weights: dict[str, flo
 
 @pytest.fixture
 def population(app: Flask, fhir: Fhir) -> dict[str, Any]:
+    return build_population(app, fhir)
+
+
+def build_population(app: Flask, fhir: Fhir) -> dict[str, Any]:
+    """The population of this module's docstring, the built-in Measures loaded; the Group's resource."""
     for slug in ("phq-9", "qpr-15"):
         assert fhir.put(f"Questionnaire/{slug}", questionnaire(slug)).status_code == 201
     loaded = load_measures(app.web.services, PROJECT_ROOT / "measures")

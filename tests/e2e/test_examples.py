@@ -234,7 +234,7 @@ def test_the_python_client_runs_green(demo: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert (
-        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
+        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
     )
     stored = re.fullmatch(r"stored QuestionnaireResponse/(\S+) for Patient/(fhirpy-\w+): PHQ-9 total 10", lines[1])
     assert stored is not None, lines[1]
@@ -260,7 +260,7 @@ def test_the_javascript_client_runs_green(demo: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert (
-        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
+        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
     )
     stored = re.fullmatch(r"stored QuestionnaireResponse/(\S+) for Patient/(fhirclient-\w+): PHQ-9 total 10", lines[1])
     assert stored is not None, lines[1]

@@ -262,6 +262,16 @@ def _index_observation(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     tokens += [("category", pair) for pair in _codings(resource.get("category", []))]
     row.tokens = [ObservationToken(param=param, system=system, code=code) for param, (system, code) in sorted(tokens)]
     row.value_number = observation_number(resource)
+    row.code_key = first_code_key(resource.get("code"))
+
+
+def first_code_key(concept: Any) -> str | None:
+    """'system|code' of a CodeableConcept's first coding (system '' when it has none), or None."""
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    first = codings[0] if isinstance(codings, list) and codings else None
+    if not isinstance(first, Mapping) or not first.get("code"):
+        return None
+    return f"{first.get('system') or ''}|{first['code']}"
 
 
 def observation_number(resource: Mapping[str, Any]) -> float | None:

@@ -163,6 +163,12 @@ class ObservationRow(ResourceRow):
         Index("ix_observation_derived_from", "derived_from_id", "source_key"),
         Index("ix_observation_effective", "effective_key", "pk"),
         Index("ix_observation_updated", "last_updated", "pk"),
+        # Outcome reports: one score's Observations, person by person, in date order (the index's own order), with
+        # every column they read, so that the table itself is not read (an index-only scan).
+        Index(
+            "ix_observation_code_subject",
+            *("code_key", "subject_id", "effective_key", "pk", "value_number", "status", "subject_type", "deleted"),
+        ),
     )
 
     status: Mapped[str] = mapped_column(String(24), index=True)
@@ -176,6 +182,9 @@ class ObservationRow(ResourceRow):
     source_key: Mapped[str | None] = mapped_column(String(128))
     # A numeric value (valueInteger, valueQuantity.value): what outcome measures compare, without reading JSON.
     value_number: Mapped[float | None] = mapped_column(Float)
+    # The first coding of its code as "system|code": a score Observation's carries its score item's first code, the
+    # one outcome reports identify the score by (all its codes are search tokens too).
+    code_key: Mapped[str | None] = mapped_column(String(641))
 
     tokens: Mapped[list[ObservationToken]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", passive_deletes=True

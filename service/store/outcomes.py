@@ -1,8 +1,10 @@
 """What outcome Measures read: each person's first and last score, and how many, per score code within a period.
 
-One query over the Observation table's indexed columns (the code token, subject, effective date, status) and its
-numeric value column: the database groups the scores by score and person and hands back one row per person and
-score, streamed, so memory stays flat however many people and responses there are.
+One query per score over the Observation table's indexed columns: its code (``code_key``, the first coding), subject,
+effective date and status, and its numeric value column. The index on (code_key, subject_id, effective_key, pk, and
+the columns filtered on) hands the rows over person by person in date order without reading the table, so the
+database numbers them without sorting and returns one row per person, streamed: memory stays flat however many
+people and responses there are.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, FunctionElement, Over, func, select
+from sqlalchemy.orm import Session
 
-from service.store.models import GroupMember, ObservationRow, ObservationToken
+from service.store.models import GroupMember, ObservationRow
 from service.store.summary import LIVE_OBSERVATION_STATUSES
 
 STREAM_ROWS = 2000
@@ -46,18 +49,10 @@ def score_series(
     population: Population,
     conditions: Sequence[ColumnElement[bool]] = (),
 ) -> Iterator[SeriesRow]:
-    """Per score code and person: how many scores have an effective date in [start, end], the first and the last
-    (by effective date, then as stored). ``conditions``: further ones on ObservationRow (the caller's grant)."""
-    if not codes:
-        return
-    # The code token under its own name: the grant's conditions may hold EXISTS queries on the token table (a scope
-    # filtered by code or category), which must correlate with the Observation, not with this token.
-    o, t = ObservationRow, aliased(ObservationToken)
-    partition = (t.system, t.code, o.subject_id)
-    order = (o.effective_key, o.pk)
+    """Per score code (system, code) and person: how many scores have an effective date in [start, end], the first and
+    the last (by effective date, then as stored). ``conditions``: more on ObservationRow (the caller's grant)."""
+    o = ObservationRow
     where = [
-        t.param == "code",
-        or_(*(and_(t.code == code, t.system == system) for system, code in codes)),
         o.deleted.is_(False),
         o.status.in_(LIVE_OBSERVATION_STATUSES),
         o.subject_type == "Patient",
@@ -74,27 +69,29 @@ def score_series(
         where.append(o.subject_id.in_(members))
     if population.patient is not None:
         where.append(o.subject_id == population.patient)
-    ranked = (
-        select(
-            t.system,
-            t.code,
-            o.subject_id,
-            func.row_number().over(partition_by=partition, order_by=order).label("position"),
-            func.count().over(partition_by=partition).label("scores"),
-            func.first_value(o.value_number).over(partition_by=partition, order_by=order).label("first"),
-            func.last_value(o.value_number)
-            .over(partition_by=partition, order_by=order, rows=(None, None))
-            .label("last"),
+    for system, code in codes:
+        ranked = (
+            select(
+                o.subject_id,
+                _per_person(func.row_number()).label("position"),
+                _per_person(func.count()).label("scores"),
+                _per_person(func.first_value(o.value_number)).label("first"),
+                _per_person(func.last_value(o.value_number)).label("last"),
+            )
+            .where(o.code_key == f"{system}|{code}", *where)
+            .subquery()
         )
-        .join(o, o.pk == t.observation_pk)
-        .where(*where)
-        .subquery()
-    )
-    query = (
-        select(ranked.c.system, ranked.c.code, ranked.c.subject_id, ranked.c.scores, ranked.c.first, ranked.c.last)
-        .where(ranked.c.position == 1)
-        .order_by(ranked.c.system, ranked.c.code, ranked.c.subject_id)
-        .execution_options(yield_per=STREAM_ROWS)
-    )
-    for row in session.execute(query):
-        yield SeriesRow(row.system, row.code, row.subject_id, int(row.scores), float(row.first), float(row.last))
+        query = (
+            select(ranked.c.subject_id, ranked.c.scores, ranked.c.first, ranked.c.last)
+            .where(ranked.c.position == 1)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        for row in session.execute(query):
+            yield SeriesRow(system, code, row.subject_id, int(row.scores), float(row.first), float(row.last))
+
+
+def _per_person(function: FunctionElement[Any]) -> Over[Any]:
+    """Over one window for every function (a person's scores in date order, the whole partition as the frame), so
+    that the database walks each person's rows once, in the index's order."""
+    o = ObservationRow
+    return function.over(partition_by=o.subject_id, order_by=(o.effective_key, o.pk), rows=(None, None))

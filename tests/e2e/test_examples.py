@@ -163,7 +163,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         PROMS_EXPORT_SINCE_MARGIN_SECONDS="0",
         PROMS_WORKER_POLL_SECONDS="0.2",
     )
-    for command in (["db", "upgrade"], ["questionnaires", "load"], ["demo", "load"]):
+    for command in (["init"], ["demo", "load"]):  # as make demo
         done = subprocess.run([PROMS, *command], env=env, cwd=directory, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"proms {' '.join(command)}: {done.stderr}"
     log_path = directory / "processes.log"

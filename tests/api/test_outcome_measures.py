@@ -331,3 +331,17 @@ def test_the_tokens_scope_filters_limit_what_is_counted(fhir: Fhir, population: 
     gad7_only = fhir.as_token(keys.token("user/Observation.rs?code=http://loinc.org|70274-6 user/Group.rs")).get(path)
     assert gad7_only.status_code == 200
     assert counts(stratum(gad7_only.get_json(), *PHQ9_TOTAL)) == (0, 0, 0)  # PHQ-9 Observations are not theirs
+
+
+def test_a_patient_scoped_token_reads_only_individual_reports_about_its_patient(
+    fhir: Fhir, population: dict[str, Any], keys: Keys
+) -> None:
+    own = evaluate(fhir, "reliable-improvement", "&subject=Patient/d")
+    group = evaluate(fhir, "reliable-improvement", f"&subject=Group/{GROUP}")
+    patient = fhir.as_token(keys.token("patient/MeasureReport.rs", patient="d"))
+    assert patient.get(f"MeasureReport/{own['id']}").status_code == 200
+    assert patient.get(f"MeasureReport/{group['id']}").status_code == 403  # about many people
+    found = patient.get("MeasureReport").get_json()
+    assert [entry["resource"]["id"] for entry in found["entry"]] == [own["id"]]
+    other = fhir.as_token(keys.token("patient/MeasureReport.rs", patient="a"))
+    assert other.get(f"MeasureReport/{own['id']}").status_code == 403

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
+from service.auth.access import HEALTH_DATA_OPERATIONS, PUBLIC_DEFINITIONS, Grant, Interaction
 from service.fhir.dates import instant_text, utcnow
 from service.store.db import Database
 from service.store.kinds import AUDIT_EVENT
@@ -139,10 +139,10 @@ def audit_event(context: AuditContext, status: int) -> dict[str, Any]:
 
 def touches_health_data(interaction: Interaction) -> bool:
     """Reading definitions (Questionnaires, Measures, the CapabilityStatement, extensions) is not audited; the rest
-    is, operations on a definition included ($evaluate-measure reads the health data the Measure counts)."""
+    is, and so is an operation on a definition that reads health data ($evaluate-measure reads what it counts)."""
     if interaction.resource_type is None:
         return False
-    if interaction.name.startswith("operation-"):
+    if interaction.name in HEALTH_DATA_OPERATIONS:
         return True
     return not (interaction.resource_type in PUBLIC_DEFINITIONS and interaction.permission in ("r", "s"))
 

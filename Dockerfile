@@ -1,5 +1,6 @@
 # The service's one image, for every role: a web node (the default command), `proms worker`, and the one-off
-# `proms init` that migrates the database and loads the questionnaire library before the first start.
+# `proms init` that migrates the database and loads the questionnaire library and the outcome measures before
+# the first start.
 # docs/deploy.md walks through running it; tests/deploy/test_image.py repeats its install step on every test run.
 FROM python:3.11-slim
 
@@ -16,6 +17,7 @@ RUN sh deploy/install.sh /opt/venv
 COPY gunicorn.conf.py alembic.ini openapi.yaml ./
 COPY migrations ./migrations
 COPY questionnaires ./questionnaires
+COPY measures ./measures
 COPY docs ./docs
 # The code stays root's and read-only. Export files and clinician-app sessions are in the database; the service
 # writes under var/ only when PROMS_DATABASE_URL names no database (a SQLite file there, for trying the image out).

@@ -12,6 +12,7 @@ BENCHMARKS = (
     "bench.profile_requests",
     "bench.cds_patient_view",
     "bench.bulk_export",
+    "bench.evaluate_measure",
 )
 
 

@@ -41,10 +41,21 @@ class Template:
 
 
 class Store:
-    """A database holding ``size`` responses: templates first, then copies."""
+    """A database holding ``size`` responses: templates first, then copies. By default 20 template people answer
+    four instruments 25 times each; ``instruments``, ``template_people`` and ``responses_each`` change that."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        instruments: tuple[str, ...] = INSTRUMENTS,
+        template_people: int = TEMPLATE_PEOPLE,
+        responses_each: int = RESPONSES_EACH,
+    ) -> None:
         self.database_url = database_url
+        self.instruments = instruments
+        self.template_people = template_people
+        self.responses_each = responses_each
         self.templates: list[Template] = []
         self.copies = 0
         self.engine: Engine | None = None
@@ -54,7 +65,14 @@ class Store:
         return len(self.templates) * (1 + self.copies)
 
     def people(self) -> int:
-        return TEMPLATE_PEOPLE * (1 + self.copies)
+        return self.template_people * (1 + self.copies)
+
+    def subjects(self) -> Iterator[str]:
+        """Every person's Patient id, templates and copies."""
+        for person in range(self.template_people):
+            yield f"person-{person}"
+            for copy in range(1, self.copies + 1):
+                yield f"person-{person}-copy-{copy}"
 
     def submit_templates(self, seed: int = 20261204) -> None:
         settings = Settings(
@@ -69,12 +87,12 @@ class Store:
         rng = random.Random(seed)
         definitions = {
             name: json.loads((PROJECT_ROOT / "questionnaires" / name / "questionnaire.json").read_text())
-            for name in INSTRUMENTS
+            for name in self.instruments
         }
         start = datetime(2024, 1, 1, 9, tzinfo=UTC)
-        for person in range(TEMPLATE_PEOPLE):
-            for month in range(RESPONSES_EACH):
-                for name in INSTRUMENTS:
+        for person in range(self.template_people):
+            for month in range(self.responses_each):
+                for name in self.instruments:
                     authored = start + timedelta(days=28 * month + person, minutes=rng.randint(0, 600))
                     body = response_to(definitions[name], f"person-{person}", authored, rng)
                     result = client.post("/fhir/QuestionnaireResponse", json=body)
@@ -189,10 +207,10 @@ class Store:
         """(person, questionnaire url) pairs across every copy made so far."""
         pairs = []
         for _ in range(count):
-            person = rng.randrange(TEMPLATE_PEOPLE)
+            person = rng.randrange(self.template_people)
             copy = rng.randint(0, self.copies)
             subject = f"person-{person}" if copy == 0 else f"person-{person}-copy-{copy}"
-            pairs.append((subject, f"https://recovery-proms.org/fhir/Questionnaire/{rng.choice(INSTRUMENTS)}"))
+            pairs.append((subject, f"https://recovery-proms.org/fhir/Questionnaire/{rng.choice(self.instruments)}"))
         return pairs
 
     def dispose(self) -> None:

@@ -20,6 +20,7 @@ from service.api import (
     errors,
     fhir_rest,
     health,
+    measures,
     response_operations,
     smart,
     smart_app,
@@ -33,6 +34,7 @@ from service.config import Settings, package_version
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
 from service.observability import Metrics, configure_logging, request_id
+from service.outcomes.library import load_measures
 from service.questionnaires import load_library
 from service.resources import SERVED
 from service.services import build_services
@@ -66,6 +68,7 @@ OPERATIONS = {
         ("events", f"{BACKPORT}/OperationDefinition/backport-subscription-events"),
     ),
     "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
+    "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
 }
 
 
@@ -243,6 +246,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     errors.init_app(app)
     fhir_rest.init_app(app)
     response_operations.init_app(app)
+    measures.init_app(app)
     conformance.init_app(app)
     smart.init_app(app)
     smart_app.init_app(app)
@@ -257,4 +261,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             "questionnaire library loaded",
             extra={"created": len(report.created), "failed": len(report.failed)},
         )
+        report = load_measures(services, settings.measures_dir)
+        log.info("outcome measures loaded", extra={"created": len(report.created), "failed": len(report.failed)})
     return app

@@ -8,13 +8,14 @@ fails the request rather than going unrecorded.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
+from service.auth.access import HEALTH_DATA_OPERATIONS, PUBLIC_DEFINITIONS, Grant, Interaction
 from service.fhir.dates import instant_text, utcnow
 from service.store.db import Database
 from service.store.kinds import AUDIT_EVENT
@@ -60,6 +61,13 @@ def note_patient(patient: str) -> None:
     context = current_audit.get()
     if context is not None:
         context.patients.add(patient)
+
+
+def note_patients(patients: Iterable[str]) -> None:
+    """Remember the patients whose data the current request read in bulk (an outcome report's population)."""
+    context = current_audit.get()
+    if context is not None:
+        context.patients.update(patients)
 
 
 def _outcome(status: int) -> tuple[str, str]:
@@ -144,9 +152,12 @@ def audit_event(context: AuditContext, status: int) -> dict[str, Any]:
 
 
 def touches_health_data(interaction: Interaction) -> bool:
-    """Reading definitions (Questionnaires, the CapabilityStatement, extensions) is not audited; the rest is."""
+    """Reading definitions (Questionnaires, Measures, the CapabilityStatement, extensions) is not audited; the rest
+    is, and so is an operation on a definition that reads health data ($evaluate-measure reads what it counts)."""
     if interaction.resource_type is None:
         return False
+    if interaction.name in HEALTH_DATA_OPERATIONS:
+        return True
     return not (interaction.resource_type in PUBLIC_DEFINITIONS and interaction.permission in ("r", "s"))
 
 

@@ -1,4 +1,4 @@
-"""The ``proms`` command: serve, the worker, database migrations and the questionnaire library."""
+"""The ``proms`` command: serve, the worker, database migrations, the questionnaire library and outcome measures."""
 
 from __future__ import annotations
 
@@ -157,7 +157,8 @@ def worker() -> None:
 
 @main.command()
 def init() -> None:
-    """Migrate the database and load the built-in questionnaires: the one-off job before the first start.
+    """Migrate the database and load the built-in questionnaires and outcome measures: the one-off job before the
+    first start.
 
     Safe to run again, and from several containers at once (they take turns).
     """
@@ -165,12 +166,15 @@ def init() -> None:
     with _database_errors(settings), _setup_lock(settings):
         _upgrade(settings)
         report = _load(settings, settings.questionnaires_dir)
+        measures = _load_measures(settings, settings.measures_dir)
     _report_load(report)
+    _report_load(measures, "outcome measures")
 
 
 def _check_init(settings: Settings) -> None:
     settings.check_migrations()
     settings.check_library()
+    settings.check_measures()
 
 
 def _upgrade(settings: Settings) -> None:
@@ -191,9 +195,20 @@ def _load(settings: Settings, directory: Path) -> LoadReport:
         services.close()
 
 
-def _report_load(report: LoadReport) -> None:
+def _load_measures(settings: Settings, directory: Path) -> LoadReport:
+    from service.outcomes.library import load_measures
+    from service.services import build_services
+
+    services = build_services(settings)
+    try:
+        return load_measures(services, directory)
+    finally:
+        services.close()
+
+
+def _report_load(report: LoadReport, what: str = "questionnaires") -> None:
     click.echo(
-        f"questionnaires: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{what}: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.failed)} failed"
     )
     for label, message in report.failed:
@@ -271,6 +286,21 @@ def questionnaires_check(directory: Path | None) -> None:
     if errors:
         raise click.ClickException(f"{len(errors)} error(s) in the questionnaire definitions")
     click.echo("questionnaire definitions: all valid")
+
+
+@main.group()
+def measures() -> None:
+    """The built-in outcome Measures (reliable improvement, recovery ...)."""
+
+
+@measures.command("load")
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def measures_load(directory: Path | None) -> None:
+    """Store every Measure in DIRECTORY (default: the built-in ones); idempotent, and safe to run at once."""
+    settings = _settings(None if directory is not None else Settings.check_measures)
+    with _database_errors(settings), _setup_lock(settings):
+        report = _load_measures(settings, directory if directory is not None else settings.measures_dir)
+    _report_load(report, "outcome measures")
 
 
 @main.group()

@@ -27,6 +27,8 @@ from service.store.kinds import (
     AUDIT_EVENT,
     FLAG,
     GROUP,
+    MEASURE,
+    MEASURE_REPORT,
     OBSERVATION,
     PROVENANCE,
     QUESTIONNAIRE,
@@ -48,6 +50,8 @@ class ServedType:
 
     kind: ResourceKind
     interactions: frozenset[str]
+    # Why a read-only type cannot be written (what a 405 says).
+    written_by: str = "the service derives these resources from the QuestionnaireResponses it scores"
 
 
 SERVED: Mapping[str, ServedType] = {
@@ -60,6 +64,9 @@ SERVED: Mapping[str, ServedType] = {
     "AuditEvent": ServedType(AUDIT_EVENT, frozenset({"read", "search-type"})),
     "Subscription": ServedType(SUBSCRIPTION, READ_WRITE - {"history-type"}),
     "Group": ServedType(GROUP, READ_WRITE),
+    # The built-in outcome Measures, and the report of each $evaluate-measure run.
+    "Measure": ServedType(MEASURE, READ_ONLY, "the built-in outcome Measures are loaded by `proms init`"),
+    "MeasureReport": ServedType(MEASURE_REPORT, READ_ONLY, "MeasureReports are made by Measure/$evaluate-measure"),
 }
 # What _revinclude may bring in beside the matches, by the type it brings (it needs the caller's grant for it).
 REVINCLUDED_TYPES = {"Observation:derived-from": "Observation"}

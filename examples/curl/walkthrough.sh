@@ -44,7 +44,7 @@ fhir GET "Questionnaire?status=active&_count=50&_elements=url,version,title"
 expect_status 200 "Questionnaire search"
 field '"\n".join("%(url)s|%(version)s  %(title)s" % e["resource"] for e in d["entry"])'
 PHQ9=$(field 'next("%(url)s|%(version)s" % e["resource"] for e in d["entry"] if e["resource"]["id"] == "phq-9")')
-expect "$PHQ9" "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0" "the PHQ-9's canonical"
+expect "$PHQ9" "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0" "the PHQ-9's canonical"
 
 step "Submit a PHQ-9 for a new person: POST /QuestionnaireResponse"
 PATIENT="walkthrough-$(date +%s)-$$"

@@ -20,7 +20,10 @@ from service.api.http import audited as audit_scope
 from service.api.web import services
 from service.audit import AuditContext
 from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
+from service.auth.delegated import BACKEND_CONTEXTS, Owner, read_grant
 from service.fhir import jsonio
+from service.outcomes.classify import Tally
+from service.outcomes.evaluate import Period, evaluate_outcomes
 from service.responses.submit import submit_response
 from service.writes import WriteResult
 
@@ -49,6 +52,11 @@ class Clinician:
             scopes=self.scopes,
             acting_as="user",
         )
+
+    def service_grant(self) -> Grant:
+        """What the launch's own scopes allow beyond the patient (its user/ scopes), for service-wide views such as
+        the outcomes page: the use case derives from these scopes what may be read, as for an API token."""
+        return Grant(unrestricted=False, client_id=self.client_id, user=self.user, scopes=self.scopes)
 
 
 @contextmanager
@@ -95,3 +103,24 @@ def submit(clinician: Clinician, response: dict[str, Any]) -> WriteResult:
     grant = clinician.grant("QuestionnaireResponse")
     with audited(Interaction("create", "QuestionnaireResponse"), grant):
         return submit_response(services(), response, grant)
+
+
+def outcomes(clinician: Clinician, subject: str | None, period: Period) -> list[Tally]:
+    """The outcome counts $evaluate-measure reports, for the outcomes page (one audited evaluation)."""
+    grant = clinician.service_grant()
+    query = urlencode([("subject", subject or ""), ("periodStart", period.start), ("periodEnd", period.end)])
+    with audited(Interaction("operation-evaluate-measure", "Measure"), grant, query):
+        return evaluate_outcomes(services(), subject=subject, period=period, grant=grant).tallies
+
+
+def groups(clinician: Clinician) -> list[dict[str, Any]]:
+    """The Groups the launch may read (user/Group.rs), for choosing whose outcomes to see; none without the scope."""
+    grant = read_grant(Owner.of(clinician.service_grant()), "Group", BACKEND_CONTEXTS)
+    if grant is None:
+        return []
+    pairs = [("_count", str(services().settings.max_page_size))]
+    with audited(Interaction("search-type", "Group"), grant, urlencode(pairs)):
+        search = resources.parse_search(services(), "Group", pairs, strict=True)
+        result = resources.search(services(), "Group", search, grant)
+    found = [jsonio.loads_object(body) for _, body in result.matches]
+    return sorted(found, key=lambda group: str(group.get("name") or group.get("id")).lower())

@@ -47,7 +47,10 @@ from service.config import Settings
 from service.demo import DemoPatient, demo_patients
 
 KID = "dev-ehr-signing-key"
-SCOPES = "launch launch/patient openid fhirUser patient/*.rs patient/*.read"
+# The outcomes page (service-wide) needs the user/ scopes too: the made-up clinician may read everything, as anyone
+# on the machine may while authentication is off.
+OUTCOME_SCOPES = ("user/Observation.rs", "user/Group.rs")
+SCOPES = " ".join(("launch launch/patient openid fhirUser patient/*.rs patient/*.read", *OUTCOME_SCOPES))
 LAUNCH_SECONDS = 5 * 60
 CODE_SECONDS = 60
 TOKEN_SECONDS = 3600
@@ -135,10 +138,12 @@ def state_for(settings: Settings) -> DevState:
 
 def app_settings(settings: Settings) -> Settings:
     """The clinician app's settings with the development EHR trusted (called only where it is available)."""
+    asked = settings.smart_scopes.split()
     return settings.with_(
         smart_client_id=settings.smart_client_id or dev_launch.CLIENT_ID,
         app_secret_key=settings.app_secret_key or state_for(settings).app_secret(),
         smart_iss=(*settings.smart_iss, dev_launch.fhir_base(settings)),
+        smart_scopes=" ".join([*asked, *(scope for scope in OUTCOME_SCOPES if scope not in asked)]),
     )
 
 

@@ -110,9 +110,10 @@ def _supported(interaction: Interaction) -> bool:
 
 
 def _not_allowed(interaction: Interaction) -> MethodNotAllowed:
+    served = SERVED[str(interaction.resource_type)]
     return MethodNotAllowed(
-        f"{interaction.resource_type} does not support {interaction.name}: the service derives these "
-        "resources from the QuestionnaireResponses it scores; they can be read and searched",
+        f"{interaction.resource_type} does not support {interaction.name}: {served.written_by}; they can be "
+        "read and searched",
         headers={"Allow": "GET"},
     )
 

@@ -9,12 +9,15 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     g,
@@ -45,11 +48,13 @@ from service.app_ui.history import (
     instrument_histories,
     parse_when,
 )
+from service.app_ui.outcomes import OutcomesView, build_outcomes_view, outcomes_csv
 from service.app_ui.patients import PatientMappingError, map_patient
 from service.app_ui.schedule import describe_due, due_detail
 from service.config import Settings
 from service.fhir.dates import instant_text
-from service.fhir.errors import DatabaseUnavailable, FhirError, Forbidden, NotFound
+from service.fhir.errors import BadRequest, DatabaseUnavailable, FhirError, Forbidden, NotFound
+from service.outcomes.evaluate import Period, parse_period
 
 blueprint = Blueprint("smart_app", __name__, url_prefix="/app")
 log = logging.getLogger("proms.app")
@@ -62,6 +67,8 @@ CONTENT_SECURITY_POLICY = (
 MAX_SESSION_SECONDS = 8 * 60 * 60
 REQUIRED_TEXT = "This question needs an answer"
 PENDING_SECONDS = 10 * 60
+_GROUP_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+OUTCOMES_DAYS = 365  # the default period: the year up to today
 _SUBMISSION_ID = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -421,6 +428,68 @@ def response_result(response_id: str) -> Any:
         results=results,
         flags=notices,
     )
+
+
+# outcomes for a team or the whole service ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomesRequest:
+    group: str  # a Group id, or "" for everyone in the service
+    period: Period
+
+    @property
+    def subject(self) -> str | None:
+        return f"Group/{self.group}" if self.group else None
+
+    def query(self) -> dict[str, str]:
+        return {"group": self.group, "start": self.period.start, "end": self.period.end}
+
+
+def _outcomes_request() -> OutcomesRequest:
+    group = request.args.get("group", "").strip()
+    if group and not _GROUP_ID.match(group):
+        raise BadRequest("There is no such group")
+    today = datetime.now(UTC).date()
+    start = request.args.get("start") or (today - timedelta(days=OUTCOMES_DAYS)).isoformat()
+    end = request.args.get("end") or today.isoformat()
+    for value in (start, end):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(f"{value!r} is not a date: choose the period's first and last days") from None
+    return OutcomesRequest(group, parse_period(start, end))
+
+
+def _outcomes(clinician: Clinician, asked: OutcomesRequest) -> tuple[OutcomesView, list[dict[str, Any]], str]:
+    groups = app_data.groups(clinician)
+    tallies = app_data.outcomes(clinician, asked.subject, asked.period)
+    names = {str(group.get("id")): str(group.get("name") or group.get("id")) for group in groups}
+    who = f"the group {names.get(asked.group, asked.group)}" if asked.group else "everyone in the service"
+    return build_outcomes_view(tallies), groups, who
+
+
+@blueprint.get("/outcomes")
+@launched_view
+def outcomes() -> Any:
+    """Outcome rates per score for a Group or the whole service over a period: the figures $evaluate-measure
+    reports (the same use case), as charts with their counts and as tables."""
+    asked = _outcomes_request()
+    view, groups, who = _outcomes(g.clinician, asked)
+    return _render("app/outcomes.html", view=view, groups=groups, asked=asked, who=who,
+                   csv_url=url_for("smart_app.outcomes_download") + "?" + urlencode(asked.query()))  # fmt: skip
+
+
+@blueprint.get("/outcomes.csv")
+@launched_view
+def outcomes_download() -> Response:
+    asked = _outcomes_request()
+    view, _, who = _outcomes(g.clinician, asked)
+    body = outcomes_csv(view, subject=asked.subject or "everyone", period_start=asked.period.start,
+                        period_end=asked.period.end)  # fmt: skip
+    name = f"outcomes-{asked.group or 'service'}-{asked.period.start}-{asked.period.end}.csv"
+    return Response(body, 200, content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
 
 # errors, as pages ---------------------------------------------------------------------------------------

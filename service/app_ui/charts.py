@@ -293,3 +293,40 @@ def distance_bar(rating: ItemRating) -> str:
         f'<rect x="0" y="0" width="100%" height="14" fill="{BAR_TRACK}"/>'
         f'<rect x="0" y="0" width="{_n(width)}%" height="14" fill="{fill}"/></svg>'
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RateBar:
+    label: str  # e.g. "Reliable improvement"
+    numerator: int
+    denominator: int
+    words: str  # "2 of 5 (40%)"
+    worse: bool = False  # a rate where lower is better (reliable deterioration)
+
+
+RATE_ROW = 46
+
+
+def rate_bars(bars: Sequence[RateBar], *, title: str, chart_id: str) -> str:
+    """Outcome rates as horizontal bars, each labelled with its counts in words (the page has them as a table too)."""
+    height = RATE_ROW * len(bars) + 4
+    rows = []
+    for index, bar in enumerate(bars):
+        top = 2 + index * RATE_ROW
+        share = bar.numerator / bar.denominator if bar.denominator else 0.0
+        fill = DETERIORATED if bar.worse else BAR
+        rows.append(
+            f'<g class="rate" data-measure="{_attr(bar.label)}" data-numerator="{bar.numerator}" '
+            f'data-denominator="{bar.denominator}">'
+            f'<text x="0" y="{top + 15}" font-size="{FONT_SIZE}" fill="{TEXT}">{escape(bar.label)}: '
+            f"{escape(bar.words)}</text>"
+            f'<rect x="0" y="{top + 22}" width="100%" height="16" fill="{BAR_TRACK}"/>'
+            f'<rect x="0" y="{top + 22}" width="{_n(share * 100)}%" height="16" fill="{fill}"/></g>'
+        )
+    description = "; ".join(f"{bar.label}: {bar.words}" for bar in bars) or "No rate can be counted"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart rates" width="100%" height="{height}" role="img" '
+        f'aria-labelledby="{_attr(chart_id)}-title {_attr(chart_id)}-desc" focusable="false">'
+        f'<title id="{_attr(chart_id)}-title">{escape(title)}</title>'
+        f'<desc id="{_attr(chart_id)}-desc">{escape(description)}</desc>{"".join(rows)}</svg>'
+    )

@@ -22,7 +22,10 @@ PERMISSIONS = {
     "delete": "d",
 }
 # Definitions, not health data: any authenticated client may read them.
-PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "StructureDefinition", "Basic"})  # Basic: subscription topics
+PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "Measure", "StructureDefinition", "Basic"})  # Basic: topics
+# Operations on a definition that read health data, whether or not they name an instance: they need only read
+# permission on the definition here (their use case checks what they read), and they are always audited.
+HEALTH_DATA_OPERATIONS = frozenset({"operation-evaluate-measure"})
 # Conformance resources anyone may read, token or not.
 OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 # Only backend (system/) clients may change the instrument library.
@@ -46,6 +49,8 @@ class Interaction:
     def permission(self) -> str | None:
         if self.name in PERMISSIONS:
             return PERMISSIONS[self.name]
+        if self.name in HEALTH_DATA_OPERATIONS:
+            return "r"
         if self.name.startswith("operation-"):
             # An operation on a stored instance reads it; one on a submitted body is akin to creating.
             return "r" if self.resource_id else "c"

@@ -9,6 +9,8 @@ import pydantic
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.group import Group
+from fhir.resources.R4B.measure import Measure
+from fhir.resources.R4B.measurereport import MeasureReport
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
@@ -26,6 +28,8 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "Flag": Flag,
     "Subscription": Subscription,
     "Group": Group,
+    "Measure": Measure,
+    "MeasureReport": MeasureReport,
 }
 
 

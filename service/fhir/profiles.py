@@ -58,6 +58,15 @@ EXTENSIONS = (
         value_type="decimal",
     ),
     ExtensionDefinition(
+        "clinical-cutoff",
+        "Clinical cut-off",
+        "The score where the clinical range begins (caseness): a score at or beyond it in the worse direction "
+        "(score-direction) is in the clinical range, one on the better side is not. What outcome reports use for "
+        "clinically significant change (Jacobson and Truax).",
+        (SCORE_ITEM,),
+        value_type="decimal",
+    ),
+    ExtensionDefinition(
         "score-minimum-answers",
         "Minimum answered items for a score",
         "How many of the items a score is made from must be answered for the score to be made: the number in the "

@@ -121,6 +121,18 @@ def _check_item_extensions(item: ItemDef) -> list[Issue]:
                 item.link_id,
             )
         )
+    cutoff = ext.first_extension(item.source, ext.CLINICAL_CUTOFF)
+    if cutoff is not None and (direction is None or ext.to_number(cutoff.get("valueDecimal")) is None):
+        issues.append(
+            Issue(
+                "error",
+                "invalid",
+                f"Item {item.link_id!r}: a clinical-cutoff needs a valueDecimal and a score-direction (the side of "
+                "the cut-off that is the clinical range is the worse side)",
+                item.path,
+                item.link_id,
+            )
+        )
     direction = ext.first_extension(item.source, ext.SCORE_DIRECTION)
     if direction is not None and direction.get("valueCode") not in DIRECTIONS:
         issues.append(

@@ -31,6 +31,8 @@ from service.store.models import (
     FlagRow,
     GroupMember,
     GroupRow,
+    MeasureReportRow,
+    MeasureRow,
     ObservationRow,
     ObservationToken,
     ProvenanceRow,
@@ -277,6 +279,27 @@ def _index_observation(row: ResourceRow, resource: Mapping[str, Any]) -> None:
     tokens = [("code", pair) for pair in _codings(resource.get("code"))]
     tokens += [("category", pair) for pair in _codings(resource.get("category", []))]
     row.tokens = [ObservationToken(param=param, system=system, code=code) for param, (system, code) in sorted(tokens)]
+    row.value_number = observation_number(resource)
+    row.code_key = first_code_key(resource.get("code"))
+
+
+def first_code_key(concept: Any) -> str | None:
+    """'system|code' of a CodeableConcept's first coding (system '' when it has none), or None."""
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    first = codings[0] if isinstance(codings, list) and codings else None
+    if not isinstance(first, Mapping) or not first.get("code"):
+        return None
+    return f"{first.get('system') or ''}|{first['code']}"
+
+
+def observation_number(resource: Mapping[str, Any]) -> float | None:
+    """An Observation's value as a number: valueInteger, or valueQuantity.value (None for any other value)."""
+    value = resource.get("valueInteger")
+    if value is None and isinstance(resource.get("valueQuantity"), Mapping):
+        value = resource["valueQuantity"].get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 OBS = ObservationRow
@@ -557,4 +580,85 @@ GROUP = ResourceKind(
     },
     sort_columns={"_lastUpdated": GroupRow.last_updated},
     index=_index_group,
+)
+
+
+# Measure and MeasureReport ----------------------------------------------------------------------------------
+
+
+def _index_measure(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, MeasureRow)
+    row.url = resource.get("url")
+    row.version = resource.get("version")
+    row.version_key = row.version or ""
+    row.status = str(resource.get("status", "draft"))
+
+
+MEASURE = ResourceKind(
+    resource_type="Measure",
+    model=MeasureRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "url": SearchParamDef("url", "uri", "The canonical URL of the measure"),
+            "version": SearchParamDef("version", "token", "The business version of the measure"),
+            "status": SearchParamDef("status", "token", "draft | active | retired | unknown"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(MeasureRow),
+        "url": uri_filter(MeasureRow.url),
+        "version": token_filter(MeasureRow.version),
+        "status": token_filter(MeasureRow.status),
+    },
+    sort_columns={"_lastUpdated": MeasureRow.last_updated},
+    index=_index_measure,
+)
+
+
+def _index_measure_report(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, MeasureReportRow)
+    url, _, version = str(resource.get("measure", "")).partition("|")
+    row.measure_url = url
+    row.measure_version = version or None
+    row.status = str(resource.get("status", ""))
+    row.type = str(resource.get("type", ""))
+    row.subject_type, row.subject_id = split_reference(resource.get("subject"))
+    period = resource.get("period") or {}
+    row.period_low = _date_columns(period.get("start"), "MeasureReport.period.start")[0]
+    row.period_high = _date_columns(period.get("end"), "MeasureReport.period.end")[1]
+    row.date_low, row.date_high = _date_columns(resource.get("date"), "MeasureReport.date")
+
+
+MR = MeasureReportRow
+MEASURE_REPORT = ResourceKind(
+    resource_type="MeasureReport",
+    model=MeasureReportRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "measure": SearchParamDef(
+                "measure", "canonical", "The measure reported (canonical url, optionally |version)"
+            ),
+            "subject": SearchParamDef("subject", "reference", "Whom the report is about (a Group or a Patient)"),
+            "patient": SearchParamDef("patient", "reference", "The patient an individual report is about", "Patient"),
+            "period": SearchParamDef("period", "date", "The period the report covers"),
+            "date": SearchParamDef("date", "date", "When the report was made"),
+            "status": SearchParamDef("status", "token", "complete | pending | error"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(MR),
+        "measure": canonical_filter(MR.measure_url, MR.measure_version),
+        "subject": reference_filter(MR.subject_type, MR.subject_id),
+        "patient": reference_filter(MR.subject_type, MR.subject_id),
+        "period": date_filter(MR.period_low, MR.period_high),
+        "date": date_filter(MR.date_low, MR.date_high),
+        "status": token_filter(MR.status),
+    },
+    sort_columns={"_lastUpdated": MR.last_updated},
+    index=_index_measure_report,
+    compartment=lambda row: _patient_of(row),
 )

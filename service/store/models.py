@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -163,6 +164,12 @@ class ObservationRow(ResourceRow):
         Index("ix_observation_derived_from", "derived_from_id", "source_key"),
         Index("ix_observation_effective", "effective_key", "pk"),
         Index("ix_observation_updated", "last_updated", "pk"),
+        # Outcome reports: one score's Observations, person by person, in date order (the index's own order), with
+        # every column they read, so that the table itself is not read (an index-only scan).
+        Index(
+            "ix_observation_code_subject",
+            *("code_key", "subject_id", "effective_key", "pk", "value_number", "status", "subject_type", "deleted"),
+        ),
     )
 
     status: Mapped[str] = mapped_column(String(24), index=True)
@@ -174,6 +181,11 @@ class ObservationRow(ResourceRow):
     # The response it was derived from, and which score or item of it ('panel' for the group).
     derived_from_id: Mapped[str | None] = mapped_column(String(64))
     source_key: Mapped[str | None] = mapped_column(String(128))
+    # A numeric value (valueInteger, valueQuantity.value): what outcome measures compare, without reading JSON.
+    value_number: Mapped[float | None] = mapped_column(Float)
+    # The first coding of its code as "system|code": a score Observation's carries its score item's first code, the
+    # one outcome reports identify the score by (all its codes are search tokens too).
+    code_key: Mapped[str | None] = mapped_column(String(641))
 
     tokens: Mapped[list[ObservationToken]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
@@ -376,6 +388,50 @@ class GroupMember(Base):
     group_pk: Mapped[int] = mapped_column(ForeignKey("fhir_group.pk", ondelete="CASCADE"), index=True)
     member_type: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[str] = mapped_column(String(64))
+
+
+class MeasureRow(ResourceRow):
+    """The outcome Measures the service evaluates (its built-in library, loaded like the questionnaires)."""
+
+    __tablename__ = "measure"
+    __table_args__ = (
+        Index(
+            "uq_measure_canonical_live",
+            "url",
+            "version_key",
+            unique=True,
+            postgresql_where=text("NOT deleted"),
+            sqlite_where=text("NOT deleted"),
+        ),
+        Index("ix_measure_updated", "last_updated", "pk"),
+    )
+
+    url: Mapped[str | None] = mapped_column(String(512), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    version_key: Mapped[str] = mapped_column(String(64))  # version, or '' (as for Questionnaires)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class MeasureReportRow(ResourceRow):
+    """The MeasureReport of each $evaluate-measure run: what was reported, for whom, over which period."""
+
+    __tablename__ = "measure_report"
+    __table_args__ = (
+        Index("ix_measure_report_measure", "measure_url", "pk"),
+        Index("ix_measure_report_subject", "subject_id", "subject_type", "pk"),
+        Index("ix_measure_report_updated", "last_updated", "pk"),
+    )
+
+    measure_url: Mapped[str] = mapped_column(String(512))
+    measure_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))  # individual | subject-list | summary
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    period_low: Mapped[datetime | None]
+    period_high: Mapped[datetime | None]
+    date_low: Mapped[datetime | None]
+    date_high: Mapped[datetime | None]
 
 
 class ExportJob(Base):

@@ -84,6 +84,17 @@ def ref_by_id(session: Session, resource_id: str) -> QuestionnaireRef | None:
     return _ref(session, _REF_BY_ID, {"id": resource_id})
 
 
+def refs_with_status(session: Session, statuses: tuple[str, ...]) -> list[QuestionnaireRef]:
+    """Every live Questionnaire version with one of these statuses (its identity only), in url order."""
+    Q = QuestionnaireRow
+    rows = session.execute(
+        select(Q.pk, Q.id, Q.version_id, Q.url, Q.version)
+        .where(Q.status.in_(statuses), Q.deleted.is_(False))
+        .order_by(Q.url, Q.pk)
+    )
+    return [QuestionnaireRef(row.pk, row.id, row.version_id, row.url, row.version) for row in rows]
+
+
 def json_of(session: Session, pk: int) -> str | None:
     found: str | None = session.connection().execute(_JSON, {"pk": pk}).scalar()
     return found

@@ -69,6 +69,8 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Group",
         "Basic",
         "Patient",
+        "Measure",
+        "MeasureReport",
     }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}
@@ -128,6 +130,15 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
     assert len(subscription["extension"]) == 3  # the topics it can name
     assert {i["code"] for i in resources["Basic"]["interaction"]} == {"read", "search-type"}
     assert [op["name"] for op in resources["Group"]["operation"]] == ["export"]
+    assert resources["Measure"]["operation"] == [
+        {"name": "evaluate-measure", "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"}
+    ]
+    assert {i["code"] for i in resources["MeasureReport"]["interaction"]} == {
+        "read", "vread", "history-instance", "history-type", "search-type",
+    }  # fmt: skip
+    assert {p["name"] for p in resources["MeasureReport"]["searchParam"]} == {
+        "_id", "_lastUpdated", "measure", "subject", "patient", "period", "date", "status",
+    }  # fmt: skip
     assert [p["name"] for p in resources["Group"]["searchParam"] if p["name"] == "member"] == ["member"]
     assert resources["Patient"] == {
         "type": "Patient",

@@ -243,7 +243,7 @@ def test_structure_definitions_of_every_documented_extension_are_served(fhir: Fh
     listed = fhir.get("StructureDefinition").get_json()
     served = {e["resource"]["id"] for e in listed["entry"]}
     assert set(documented) == served  # each served extension is documented, and each documented one served
-    assert len(documented) == len(served) == 9
+    assert len(documented) == len(served) == 10
     one = fhir.get("StructureDefinition/score-band").get_json()
     assert one["url"] == "https://recovery-proms.org/fhir/StructureDefinition/score-band"
     assert fhir.get("StructureDefinition/nothing").status_code == 404

@@ -379,7 +379,8 @@ def test_a_completed_form_is_stored_scored_and_shown_at_once(
     stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
     assert stored["subject"] == {"reference": "Patient/p1"} and stored["status"] == "completed"
     assert stored["author"] == {"reference": "Practitioner/dr-who"}
-    assert stored["questionnaire"] == "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
+    phq9_version = questionnaire("phq-9")["version"]
+    assert stored["questionnaire"] == f"https://recovery-proms.org/fhir/Questionnaire/phq-9|{phq9_version}"
     assert stored["identifier"]["value"] == fields["submission_id"]
     total = next(item for item in stored["item"] if item["linkId"] == "/44261-6")
     assert total["answer"] == [{"valueInteger": 9}]  # scored by the server

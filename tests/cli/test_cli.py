@@ -159,3 +159,29 @@ def test_ready_fails_when_nothing_answers(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ready", "--timeout", "1"], env={"PROMS_PORT": str(free_port())})
     assert result.exit_code == 1
     assert "not ready" in result.output
+
+
+def test_the_built_in_outcome_measures_load_once(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    first = runner.invoke(main, ["measures", "load"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "outcome measures: 4 created, 0 updated, 0 unchanged, 0 failed" in first.output
+    again = runner.invoke(main, ["measures", "load"], env=env)
+    assert "outcome measures: 0 created, 0 updated, 4 unchanged, 0 failed" in again.output
+
+
+def test_a_measure_the_service_cannot_evaluate_is_refused_by_name(env: dict[str, str], tmp_path: Path) -> None:
+    from service.config import PROJECT_ROOT
+
+    good = json.loads((PROJECT_ROOT / "measures" / "reliable-improvement" / "measure.json").read_text())
+    library = tmp_path / "measures"
+    for name, resource in {"ours": good, "theirs": {**good, "id": "x", "url": "https://example.org/Measure/x"}}.items():
+        (library / name).mkdir(parents=True)
+        (library / name / "measure.json").write_text(json.dumps(resource))
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    result = runner.invoke(main, ["measures", "load", str(library)], env=env)
+    assert result.exit_code == 1
+    assert "outcome measures: 1 created, 0 updated, 0 unchanged, 1 failed" in result.output
+    assert "theirs: " in result.output and "not one of the outcome Measures this service evaluates" in result.output

@@ -101,6 +101,13 @@ def test_two_init_jobs_started_together_take_turns_and_leave_the_database_whole(
         f"questionnaires: 0 created, 0 updated, {count} unchanged, 0 failed",
         f"questionnaires: {count} created, 0 updated, 0 unchanged, 0 failed",
     ]
+    measures = sorted(
+        line for output in outputs for line in output.splitlines() if line.startswith("outcome measures:")
+    )
+    assert measures == [
+        "outcome measures: 0 created, 0 updated, 4 unchanged, 0 failed",
+        "outcome measures: 4 created, 0 updated, 0 unchanged, 0 failed",
+    ]
     engine = create_db_engine(empty_database)
     try:
         assert current_revision(engine) == head_revision(PROJECT_ROOT / "migrations")

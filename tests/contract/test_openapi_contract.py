@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.app import create_app
 from service.config import PROJECT_ROOT
+from service.outcomes.library import load_measures
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
 from tests.conftest import Keys, jwt_settings
@@ -53,6 +54,7 @@ def contract_app(sqlite_template: Path, tmp_path: Path, keys: Keys) -> Iterator[
     client.post("/fhir/QuestionnaireResponse", json=response())
     client.post("/fhir/Questionnaire", json=scored_questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=scored_response(("often", "never", "always")))
+    load_measures(app.web.services, PROJECT_ROOT / "measures")  # so that $evaluate-measure has Measures to run
     yield app
     app.web.services.db.dispose()
 

@@ -31,7 +31,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from werkzeug.serving import make_server
 
 KID = "ehr-signing-key"
-APP_SCOPES = "launch launch/patient openid fhirUser patient/*.rs patient/*.read"
+APP_SCOPES = "launch launch/patient openid fhirUser patient/*.rs patient/*.read user/Observation.rs user/Group.rs"
 
 
 @dataclass

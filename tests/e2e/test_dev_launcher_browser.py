@@ -58,6 +58,7 @@ def banner_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         lines = out.read_text().splitlines()
         assert lines[0].startswith("Recovery PROM service ")  # the banner, with the launcher on a line of its own
         assert f"  clinician app   {base}/dev-ehr/  (development launcher: no EHR needed)" in lines
+        assert found.group(1).decode() == f"{base}/dev-ehr/"
         yield found.group(1).decode()
     finally:
         stop(process)
@@ -187,3 +188,24 @@ def test_the_how_to_open_link_leads_to_the_launcher(browser: Any, banner_url: st
         assert page.locator('a[data-patient="demo-01"]').count() == 1
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_the_service_outcomes_page_of_the_demo_gives_every_rate_with_its_counts(
+    browser: Any, banner_url: str, width: int
+) -> None:
+    page = open_app(browser, banner_url, "demo-01", width)
+    try:
+        page.get_by_role("link", name="Service outcomes").click()
+        page.wait_for_url(re.compile(r".*/app/outcomes$"))
+        assert page.locator("h1").inner_text() == "Service outcomes"
+        phq9 = page.locator("#score-loinc-org-44261-6")
+        assert phq9.locator("h2").inner_text() == "PHQ-9 total score (0–27)"
+        rates = phq9.locator("table.rates .rate-text").all_inner_texts()
+        assert len(rates) == 4 and all(re.fullmatch(r"\d+ of \d+ \(\d+%\)", rate) for rate in rates), rates
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(SCREENSHOTS / f"demo-outcomes-{width}.png"), full_page=True)
+        assert axe_violations(page, f"demo-outcomes-{width}") == []
+        assert not [problem for problem in page.problems if "Content Security Policy" in problem]
+    finally:
+        page.context.close()

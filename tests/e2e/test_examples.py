@@ -160,7 +160,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         PROMS_EXPORT_SINCE_MARGIN_SECONDS="0",
         PROMS_WORKER_POLL_SECONDS="0.2",
     )
-    for command in (["db", "upgrade"], ["questionnaires", "load"], ["demo", "load"]):
+    for command in (["init"], ["demo", "load"]):  # as make demo
         done = subprocess.run([PROMS, *command], env=env, cwd=directory, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"proms {' '.join(command)}: {done.stderr}"
     log_path = directory / "processes.log"
@@ -231,7 +231,7 @@ def test_the_python_client_runs_green(demo: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert (
-        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
+        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
     )
     stored = re.fullmatch(r"stored QuestionnaireResponse/(\S+) for Patient/(fhirpy-\w+): PHQ-9 total 10", lines[1])
     assert stored is not None, lines[1]
@@ -257,7 +257,7 @@ def test_the_javascript_client_runs_green(demo: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert (
-        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.1.0"
+        lines[0] == "11 active questionnaires; submitting to https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
     )
     stored = re.fullmatch(r"stored QuestionnaireResponse/(\S+) for Patient/(fhirclient-\w+): PHQ-9 total 10", lines[1])
     assert stored is not None, lines[1]

@@ -84,6 +84,8 @@ def service(ehr: SmartEhr, ports: tuple[int, int], tmp_path_factory: pytest.Temp
         PROMS_SMART_PATIENT_IDENTIFIER_SYSTEM=MRN,
         PROMS_APP_SECRET_KEY=secrets.token_hex(32),
         PROMS_SCHEDULE="phq-9=28,k10=84",
+        # The outcomes page counts people beyond the launched patient: the launch asks for user/ read scopes too.
+        PROMS_SMART_SCOPES="launch openid fhirUser patient/*.rs user/Observation.rs user/Group.rs",
     )  # two workers: sessions must work whichever worker a request lands on
     subprocess.run([PROMS, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([PROMS, "questionnaires", "load"], env=env, check=True, capture_output=True)
@@ -312,4 +314,34 @@ def test_a_measure_completed_in_the_page_is_stored_and_scored(
 
     page.get_by_role("link", name="Back to the dashboard").click()
     assert page.locator("#measure-qpr-15 .score table tbody tr").count() == 2
+    assert page.csp_problems == []
+
+
+def test_the_outcomes_page_gives_each_rate_with_its_counts_as_a_chart_and_a_table(page: Any, service: str) -> None:
+    """Alex Rivera is everyone measured in the past year: PHQ-9 18 -> 11 -> 19, first 18 and last 19 (up 1)."""
+    page.goto(f"{service}/app/patient")
+    page.get_by_role("link", name="Service outcomes").click()
+    page.wait_for_url(f"{service}/app/outcomes")
+    phq9 = page.locator("#score-loinc-org-44261-6")
+    rows = phq9.locator("table.rates tbody tr")
+    assert [rows.nth(i).locator("th").inner_text() for i in range(4)] == [
+        "Paired outcomes", "Reliable improvement", "Reliable deterioration", "Clinically significant improvement",
+    ]  # fmt: skip
+    # Paired; up 1 from the first to the last is no reliable change; 18 is a case, 19 still is: not recovered.
+    assert phq9.locator("table.rates .rate-text").all_inner_texts() == [
+        "1 of 1 (100%)", "0 of 1 (0%)", "0 of 1 (0%)", "0 of 1 (0%)",
+    ]  # fmt: skip
+    chart = phq9.locator("svg.chart.rates")
+    assert chart.get_attribute("role") == "img"
+    assert chart.locator("g.rate text").first.text_content() == "Paired outcomes: 1 of 1 (100%)"
+    sizes = chart.locator("text").evaluate_all("ts => ts.map(t => parseFloat(getComputedStyle(t).fontSize))")
+    assert min(sizes) >= 12
+    qpr = page.locator("#score-qpr-qpr-15-total")
+    assert qpr.locator("tr[data-measure=reliable-improvement] .rate-text").inner_text() == (
+        "Not counted: no reliable-change threshold"
+    )
+    download = page.get_by_role("link", name="Download these figures as CSV").get_attribute("href")
+    assert download is not None and download.startswith("/app/outcomes.csv?")
+    page.screenshot(path=str(ARTIFACTS / "ehr-outcomes-1280.png"), full_page=True)
+    assert axe_violations(page, "ehr-outcomes") == []
     assert page.csp_problems == []

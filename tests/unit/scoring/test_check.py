@@ -162,3 +162,19 @@ def test_expressions_over_the_limits_are_errors() -> None:
     issues = compile_questionnaire(form(deep, long))
     assert [issue.link_id for issue in issues] == ["deep", "long"]
     assert "nests more than" in issues[0].text and "characters long" in issues[1].text
+
+
+def test_a_clinical_cutoff_needs_a_number_and_a_direction() -> None:
+    base = "https://recovery-proms.org/fhir/StructureDefinition/"
+    cutoff = {"url": base + "clinical-cutoff", "valueDecimal": 10}
+    direction = {"url": base + "score-direction", "valueCode": "lower-is-better"}
+    not_a_number = {"url": base + "clinical-cutoff", "valueString": "10"}
+    issues = compile_questionnaire(
+        form(
+            calc_item("without-direction", "1", "integer", cutoff),
+            calc_item("good", "1", "integer", cutoff, direction),
+            calc_item("text", "1", "integer", not_a_number, direction),
+        )
+    )
+    assert sorted(issue.link_id or "" for issue in issues) == ["text", "without-direction"]
+    assert all("clinical-cutoff needs a valueDecimal and a score-direction" in issue.text for issue in issues)

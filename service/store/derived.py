@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
@@ -34,8 +34,15 @@ class PreviousResponse:
 
 
 def _previous_query(row: QuestionnaireResponseRow) -> Select[str, int, datetime | None]:
-    """The same person's latest scored response to the same instrument authored before ``row``."""
+    """The same person's latest scored response to the same instrument authored before ``row``: one with a score
+    that stands (a response saved with too few answers to score is passed over, so change is still measured)."""
     QR = QuestionnaireResponseRow
+    scored = exists().where(
+        ObservationRow.derived_from_id == QR.id,
+        ObservationRow.source_key != "panel",
+        ObservationRow.deleted.is_(False),
+        ObservationRow.status != "entered-in-error",
+    )
     return (
         select(QR.id, QR.version_id, QR.authored_low)
         .where(
@@ -46,6 +53,7 @@ def _previous_query(row: QuestionnaireResponseRow) -> Select[str, int, datetime 
             QR.deleted.is_(False),
             QR.id != row.id,
             QR.authored_key < row.authored_key,
+            scored,
         )
         .order_by(QR.authored_key.desc(), QR.pk.desc())
         .limit(1)

@@ -589,7 +589,7 @@ def test_a_partial_phq9_is_stored_only_when_confirmed_and_then_says_it_was_not_s
     )
     assert "Saved and scored" not in view and "stored and scored" not in view
     assert "Not scored. PHQ-9 total score needs at least 7" in plain(view)
-    assert answer_row(view, "/44260-8").endswith("Safety item Not answered")
+    assert answer_row(view, "/44260-8").endswith("Safety item Not answered : no risk was reported either way")
     stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
     assert stored["status"] == "completed" and len(stored["item"]) == 5  # the total is not filled in
     assert _count(fhir, f"Observation?derived-from=QuestionnaireResponse/{response_id}") == 0

@@ -1,4 +1,4 @@
-"""The SMART on FHIR clinician app under /app: launch, the patient's dashboard, completing a measure in the page."""
+"""The SMART on FHIR clinician app under /app: launch, dashboard, completing a measure, a response, a safety item."""
 
 from __future__ import annotations
 

@@ -4,16 +4,18 @@ and is recorded, with who did it, as a Provenance of the reviewed version (and i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.auth.access import Grant
+from service.auth.access import UNRESTRICTED, Grant
+from service.fhir import jsonio
 from service.fhir.dates import instant_text, utcnow
 from service.fhir.errors import Forbidden, Gone, MethodNotAllowed, NotFound, PreconditionFailed, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.versions import StoredVersion
-from service.resources import read
+from service.resources import parse_search, read, search
 from service.services import Services
 from service.store.access import check_body, subject_patient
 from service.store.kinds import FLAG, PROVENANCE
@@ -22,6 +24,18 @@ from service.writes import WriteResult, check_update_id, current_resource, refus
 
 REVIEWABLE = ("active", "inactive")
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+REVIEWER = "verifier"  # the participant type of a review's agent
+REVIEWED = "safety flag reviewed"
+REOPENED = "safety flag marked for review again"
+
+
+@dataclass(frozen=True, slots=True)
+class FlagReview:
+    """One review of a safety Flag, from its Provenance."""
+
+    recorded: str  # when (an instant)
+    reviewer: str  # who, as the Provenance names them
+    reviewed: bool  # True: marked reviewed; False: marked for review again
 
 
 def update_flag(
@@ -87,7 +101,7 @@ def reviewer_of(grant: Grant) -> dict[str, Any]:
     if grant.user:
         who["identifier"] = {"value": grant.user}
     agent: dict[str, Any] = {
-        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "verifier", "display": "Verifier"}]},
+        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": REVIEWER, "display": "Verifier"}]},
         "who": who,
     }
     if grant.client_id:
@@ -102,7 +116,7 @@ def _record_review(session: Session, services: Services, stored: StoredVersion, 
         "recorded": instant_text(stored.last_updated),
         "activity": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}],
-            "text": "safety flag reviewed" if status == "inactive" else "safety flag marked for review again",
+            "text": REVIEWED if status == "inactive" else REOPENED,
         },
         "agent": [reviewer_of(grant)],
     }
@@ -125,3 +139,27 @@ def mark_flag_reviewed(services: Services, flag_id: str, grant: Grant) -> bool:
         except PreconditionFailed:
             continue  # changed by someone else meanwhile: look at it again
     return False
+
+
+def reviews_of(services: Services, flag_id: str, grant: Grant) -> list[FlagReview]:
+    """Who reviewed a safety Flag and when, oldest first, from the Provenance each review recorded.
+
+    For a caller who may see the Flag (it is read with their grant first) and who may review it: like the review
+    itself, its record is the clinicians' (Provenance is never served to patient-scoped tokens)."""
+    if grant.is_patient:
+        raise Forbidden("Who reviewed a safety flag is part of the clinicians' record, not served to patient scopes")
+    read(services, "Flag", flag_id, grant)
+    pairs = [("target", f"Flag/{flag_id}"), ("_sort", "_lastUpdated"), ("_count", str(services.settings.max_page_size))]
+    request = parse_search(services, "Provenance", pairs, strict=True)
+    found = search(services, "Provenance", request, UNRESTRICTED)
+    reviews = []
+    for _, body in found.matches:
+        record = jsonio.loads_object(body)
+        for agent in record.get("agent") or ():
+            codes = {coding.get("code") for coding in (agent.get("type") or {}).get("coding") or ()}
+            if REVIEWER in codes:
+                who = agent.get("who") or {}
+                reviewer = str(who.get("display") or (who.get("identifier") or {}).get("value") or "unidentified")
+                reviewed = (record.get("activity") or {}).get("text") != REOPENED
+                reviews.append(FlagReview(str(record.get("recorded") or ""), reviewer, reviewed))
+    return reviews

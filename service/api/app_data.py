@@ -22,12 +22,18 @@ from service.audit import AuditContext
 from service.auth.access import PUBLIC_DEFINITIONS, Grant, Interaction
 from service.auth.delegated import BACKEND_CONTEXTS, Owner, read_grant
 from service.fhir import jsonio
+from service.fhir.errors import Forbidden
+from service.fhir.issues import Issue
+from service.flags import FlagReview, mark_flag_reviewed, reviews_of
 from service.outcomes.classify import Tally
 from service.outcomes.evaluate import Period, evaluate_outcomes
+from service.responses.checks import validation_outcome
 from service.responses.submit import submit_response
 from service.writes import WriteResult
 
 MAX_RESULTS = 5000  # a dashboard bound: years of weekly measures, far below anything slow
+CLINICIAN_TYPES = ("Practitioner", "PractitionerRole")  # a fhirUser of these types is a clinician
+PATIENT_TYPES = ("Patient", "RelatedPerson")  # ... of these, the person or someone answering for them
 
 
 @dataclass(frozen=True)
@@ -36,21 +42,33 @@ class Clinician:
 
     subject: str  # the service's Patient id
     client_id: str | None
-    user: str | None
+    user: str | None  # the signed-in user's fhirUser (from the EHR's verified id_token), when it gave one
     scopes: tuple[str, ...]
+
+    @property
+    def user_type(self) -> str | None:
+        """The resource type the fhirUser names ('Practitioner' for '.../Practitioner/123')."""
+        parts = (self.user or "").rstrip("/").split("/")
+        return parts[-2] if len(parts) >= 2 else None
+
+    @property
+    def is_clinician(self) -> bool:
+        """The EHR says a clinician signed in: only they may mark a safety item reviewed."""
+        return self.user_type in CLINICIAN_TYPES
 
     def grant(self, resource_type: str) -> Grant:
         """The API's grant for a patient-scoped token: definitions are open, health data is this patient's only."""
         if resource_type in PUBLIC_DEFINITIONS:
             return Grant(unrestricted=True, client_id=self.client_id, user=self.user, scopes=self.scopes)
-        # Confined to the launched patient, acting as the clinician who launched the app.
+        # Confined to the launched patient, acting as the user who launched the app: a clinician, unless the EHR
+        # says the person (or someone answering for them) signed in, whose acts are never a clinician's.
         return Grant(
             unrestricted=False,
             patient=self.subject,
             client_id=self.client_id,
             user=self.user,
             scopes=self.scopes,
-            acting_as="user",
+            acting_as="patient" if self.user_type in PATIENT_TYPES else "user",
         )
 
     def service_grant(self) -> Grant:
@@ -124,3 +142,28 @@ def groups(clinician: Clinician) -> list[dict[str, Any]]:
         result = resources.search(services(), "Group", search, grant)
     found = [jsonio.loads_object(body) for _, body in result.matches]
     return sorted(found, key=lambda group: str(group.get("name") or group.get("id")).lower())
+
+
+def check(questionnaire: dict[str, Any], response: dict[str, Any]) -> list[Issue]:
+    """Every issue submitting this response would meet, as $validate reports them: nothing is stored."""
+    return validation_outcome(questionnaire, response)
+
+
+def review_flag(clinician: Clinician, flag_id: str) -> bool:
+    """Mark a safety Flag reviewed as PUT Flag or CDS feedback would (Flag inactive, period ended, the reviewer's
+    Provenance), audited; False when it was not active (reviewed already, or withdrawn)."""
+    grant = clinician.grant("Flag")
+    with audited(Interaction("update", "Flag", flag_id), grant):
+        if not clinician.is_clinician:
+            raise Forbidden(
+                "Marking a safety item reviewed is a clinician's act: the EHR did not say that a clinician "
+                "(a Practitioner) signed in to this app"
+            )
+        return mark_flag_reviewed(services(), flag_id, grant)
+
+
+def flag_reviews(clinician: Clinician, flag_id: str) -> list[FlagReview]:
+    """Who reviewed a safety Flag and when (an audited read of its Provenance)."""
+    grant = clinician.grant("Provenance")
+    with audited(Interaction("search-type", "Provenance"), grant, urlencode([("target", f"Flag/{flag_id}")])):
+        return reviews_of(services(), flag_id, grant)

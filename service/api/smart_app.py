@@ -1,8 +1,9 @@
-"""The SMART on FHIR clinician app under /app: launch, the patient's dashboard, completing a measure in the page."""
+"""The SMART on FHIR clinician app under /app: launch, dashboard, completing a measure, a response, a safety item."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -38,10 +39,21 @@ from service.api.app_sessions import EXPIRES, DatabaseSessionInterface
 from service.api.smart_launch import LaunchError, SmartClient, SmartEndpoints, discover
 from service.api.web import ServiceApp, services
 from service.app_ui.charts import distance_bar
-from service.app_ui.dashboard import build_dashboard, results_of_response, safety_notices
-from service.app_ui.forms import FormItem, attach_issues, build_response, form_items, read_form, refresh_enablement
+from service.app_ui.dashboard import build_dashboard, results_of_response
+from service.app_ui.forms import (
+    FormItem,
+    FormResult,
+    attach_issues,
+    build_response,
+    form_items,
+    missing_answers,
+    read_form,
+    refresh_enablement,
+    walk,
+)
 from service.app_ui.history import (
     CHANGE_WORDS,
+    LatestResult,
     canonical_url,
     format_date,
     format_number,
@@ -50,10 +62,15 @@ from service.app_ui.history import (
 )
 from service.app_ui.outcomes import OutcomesView, build_outcomes_view, outcomes_csv
 from service.app_ui.patients import PatientMappingError, map_patient
+from service.app_ui.response_view import response_view as build_response_view
+from service.app_ui.response_view import shortfall_texts
+from service.app_ui.safety import flag_view, raised_by
 from service.app_ui.schedule import describe_due, due_detail
+from service.cds.measures import instrument_label
 from service.config import Settings
 from service.fhir.dates import instant_text
-from service.fhir.errors import BadRequest, DatabaseUnavailable, FhirError, Forbidden, NotFound
+from service.fhir.errors import BadRequest, DatabaseUnavailable, FhirError, Forbidden, Gone, NotFound
+from service.fhir.issues import Issue
 from service.outcomes.evaluate import Period, parse_period
 
 blueprint = Blueprint("smart_app", __name__, url_prefix="/app")
@@ -66,10 +83,17 @@ CONTENT_SECURITY_POLICY = (
 )
 MAX_SESSION_SECONDS = 8 * 60 * 60
 REQUIRED_TEXT = "This question needs an answer"
+NOTHING_ANSWERED = (
+    "Nothing was answered, so nothing was stored: a measure with no answers would stand in the record as completed "
+    "with nothing in it. Answer the questions, or cancel."
+)
+JUST_SAVED = "just_saved"  # the session's note of the response the clinician has just saved (shown once)
+JUST_REVIEWED = "just_reviewed"  # ... and of the safety item they have just marked reviewed
 PENDING_SECONDS = 10 * 60
 _GROUP_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 OUTCOMES_DAYS = 365  # the default period: the year up to today
 _SUBMISSION_ID = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR's id
 V = TypeVar("V", bound=Callable[..., Any])
 
 
@@ -245,7 +269,26 @@ def callback() -> Any:
         }
     )
     log.info("clinician app launched", extra={"iss": pending["iss"], "mapped": context.identifier is not None})
-    return redirect(url_for("smart_app.dashboard"))
+    return redirect(_landing(token.get("appContext"), context.subject) or url_for("smart_app.dashboard"))
+
+
+def _landing(app_context: Any, subject: str) -> str | None:
+    """Where a CDS card's link asked the app to open, from the appContext the EHR passed on with the token: the
+    safety item (or response) the card was about, when it is about the patient launched; else None."""
+    if not isinstance(app_context, str):
+        return None
+    try:
+        context = json.loads(app_context)
+    except ValueError:
+        return None
+    if not isinstance(context, dict) or context.get("patient") != subject:
+        return None
+    flag, response = context.get("flag"), context.get("questionnaireResponse")
+    if isinstance(flag, str) and _RESOURCE_ID.match(flag):
+        return url_for("smart_app.flag_page", flag_id=flag)
+    if isinstance(response, str) and _RESOURCE_ID.match(response):
+        return url_for("smart_app.response_view", response_id=response)
+    return None
 
 
 @blueprint.post("/sign-out")
@@ -327,6 +370,9 @@ def _render_form(
     errors: list[tuple[FormItem, str]] | None = None,
     general: list[str] | None = None,
     submission_id: str | None = None,
+    missing: list[FormItem] | None = None,
+    unscored: list[str] | None = None,
+    submitted: list[tuple[str, str]] | None = None,
 ) -> tuple[str, int]:
     return _render(
         "app/questionnaire.html",
@@ -336,6 +382,9 @@ def _render_form(
         errors=errors or [],
         general=general or [],
         submission_id=submission_id or f"urn:uuid:{uuid.uuid4()}",
+        missing=missing or [],
+        unscored=unscored or [],
+        submitted=submitted or [],
     )
 
 
@@ -348,9 +397,28 @@ def questionnaire_form(questionnaire_id: str) -> Any:
     return _render_form(questionnaire, items)
 
 
+def _refused(
+    questionnaire: dict[str, Any], form: FormResult, response: dict[str, Any], issues: list[Issue], submission_id: str
+) -> tuple[str, int]:
+    """The form again with each error the submission would meet next to its question: nothing was stored."""
+    found = [
+        (issue.link_id, issue.expression, REQUIRED_TEXT if issue.code == "required" and issue.link_id else issue.text)
+        for issue in issues
+        if issue.is_error
+    ]
+    general = attach_issues(form.items, response, found)
+    errors = [(item, message) for item in walk(form.items) if item.enabled for message in item.errors]
+    return _render_form(
+        questionnaire, form.items, status=422, errors=errors, general=general, submission_id=submission_id
+    )
+
+
 @blueprint.post("/questionnaires/<questionnaire_id>")
 @launched_view
 def submit_questionnaire(questionnaire_id: str) -> Any:
+    """Submit the form as a QuestionnaireResponse through the API's use case. A form that answers nothing is not
+    stored; one that leaves questions unanswered which count towards a score is stored only once the clinician
+    confirms it (``action=save-anyway``, naming exactly those questions)."""
     _check_csrf()
     clinician: Clinician = g.clinician
     questionnaire = _active_questionnaire(clinician, questionnaire_id)
@@ -365,6 +433,8 @@ def submit_questionnaire(questionnaire_id: str) -> Any:
         return _render_form(
             questionnaire, submitted.items, status=422, errors=submitted.errors, submission_id=submission_id
         )
+    if not submitted.answers:
+        return _render_form(questionnaire, submitted.items, status=422, general=[NOTHING_ANSWERED])
     response = build_response(
         questionnaire,
         submitted.answers,
@@ -373,61 +443,119 @@ def submit_questionnaire(questionnaire_id: str) -> Any:
         author=clinician.user,
         identifier=submission_id,
     )
+    issues = app_data.check(questionnaire, response)
+    if any(issue.is_error for issue in issues):
+        return _refused(questionnaire, submitted, response, issues, submission_id)
+    missing = missing_answers(questionnaire, submitted)
+    confirmed = set(request.form.getlist("confirmed"))
+    if missing and not (request.form.get("action") == "save-anyway" and {i.name for i in missing} <= confirmed):
+        unscored_ids = [issue.link_id for issue in issues if issue.code == "incomplete" and issue.link_id]
+        unscored = shortfall_texts(questionnaire, response, unscored_ids)
+        fields = [(name, value) for name, value in request.form.items(multi=True) if name.startswith("i-")]
+        return _render_form(
+            questionnaire,
+            submitted.items,
+            submission_id=submission_id,
+            missing=missing,
+            unscored=unscored,
+            submitted=fields,
+        )
     try:
         result = app_data.submit(clinician, response)
     except FhirError as exc:
         if exc.status not in (400, 422):
             raise
-        issues = [
-            (
-                issue.link_id,
-                issue.expression,
-                REQUIRED_TEXT if issue.code == "required" and issue.link_id else issue.text,
-            )
-            for issue in exc.issues
-            if issue.is_error
-        ]
-        general = attach_issues(submitted.items, response, issues)
-        errors = [(item, message) for item in _walk(submitted.items) if item.enabled for message in item.errors]
-        return _render_form(
-            questionnaire, submitted.items, status=422, errors=errors, general=general, submission_id=submission_id
-        )
-    return redirect(url_for("smart_app.response_result", response_id=result.stored.id), code=303)
+        return _refused(questionnaire, submitted, response, list(exc.issues), submission_id)
+    session[JUST_SAVED] = result.stored.id
+    return redirect(url_for("smart_app.response_view", response_id=result.stored.id), code=303)
 
 
-def _walk(items: list[FormItem]) -> list[FormItem]:
-    found = []
-    for item in items:
-        found.append(item)
-        found.extend(_walk(item.children))
-    return found
+# reading a response, reviewing a safety item --------------------------------------------------------------
+
+
+def _read_or_404(clinician: Clinician, resource_type: str, resource_id: str, what: str) -> dict[str, Any]:
+    try:
+        return app_data.read(clinician, resource_type, resource_id)
+    except (Forbidden, NotFound, Gone):
+        abort(404, f"There is no such {what} for this patient")
+
+
+def _results(
+    clinician: Clinician, response_id: str, url: str
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[LatestResult]]:
+    """The patient's responses, the definitions by url, and the scores of one response with their change."""
+    responses, observations = _patient_data(clinician)
+    questionnaires = _questionnaires(clinician, responses)
+    histories = instrument_histories(
+        {url: questionnaires[url]} if url in questionnaires else {}, responses, observations
+    )
+    return responses, questionnaires, results_of_response(histories[0], response_id) if histories else []
 
 
 @blueprint.get("/responses/<response_id>")
 @launched_view
-def response_result(response_id: str) -> Any:
-    """A stored response's scores, bands, change and safety flags, straight after it was submitted."""
+def response_view(response_id: str) -> Any:
+    """One stored response: every question with the answer given, its scores (or why there are none), who answered,
+    and the safety flags it raised with their review; right after it was saved, a line saying so."""
     clinician: Clinician = g.clinician
-    try:
-        response = app_data.read(clinician, "QuestionnaireResponse", response_id)
-    except (Forbidden, NotFound):
-        abort(404, "There is no such response for this patient")
-    responses, observations = _patient_data(clinician)
-    questionnaires = _questionnaires(clinician, responses)
+    response = _read_or_404(clinician, "QuestionnaireResponse", response_id, "response")
     url = canonical_url(response.get("questionnaire"))
-    histories = instrument_histories(
-        {url: questionnaires[url]} if url in questionnaires else {}, responses, observations
-    )
-    results = results_of_response(histories[0], response_id) if histories else []
-    flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject), ("status", "active")])
-    notices = [n for n in safety_notices(flags, responses, questionnaires) if n.response_id == response_id]
+    _, questionnaires, results = _results(clinician, response_id, url)
+    questionnaire = app_data.definitions_named([str(response.get("questionnaire"))]).get(
+        str(response.get("questionnaire"))
+    ) or questionnaires.get(url)
+    if questionnaire is None:
+        abort(404, "The questionnaire this response answers is not held by this service")
+    flags = app_data.search_all(clinician, "Flag", [("patient", clinician.subject)])
+    just_saved = session.get(JUST_SAVED) == response_id
+    if just_saved:
+        session.pop(JUST_SAVED)
+    view = build_response_view(questionnaire, response, results, flags)
+    return _render("app/response.html", view=view, response_id=response_id, just_saved=just_saved)
+
+
+@blueprint.get("/flags/<flag_id>")
+@launched_view
+def flag_page(flag_id: str) -> Any:
+    """A safety item: the question, the answer, when, the response's scores, earlier answers to the same question,
+    and whether a clinician has reviewed it (with a button to do so)."""
+    clinician: Clinician = g.clinician
+    flag = _read_or_404(clinician, "Flag", flag_id, "safety item")
+    response_id = raised_by(flag)
+    response = _read_or_404(clinician, "QuestionnaireResponse", response_id, "response") if response_id else None
+    url = canonical_url((response or {}).get("questionnaire"))
+    responses, questionnaires, results = _results(clinician, response_id or "", url)
+    canonical = str((response or {}).get("questionnaire"))
+    questionnaire = app_data.definitions_named([canonical]).get(canonical) or questionnaires.get(url)
+    view = flag_view(flag, response, questionnaire, responses)
+    reviews = app_data.flag_reviews(clinician, flag_id) if view.reviewed and clinician.is_clinician else []
+    just_reviewed = session.get(JUST_REVIEWED) == flag_id
+    if just_reviewed:
+        session.pop(JUST_REVIEWED)
     return _render(
-        "app/result.html",
-        response=response,
-        questionnaire=questionnaires.get(url),
+        "app/flag.html",
+        flag=view,
+        instrument=instrument_label(questionnaire, url) if questionnaire else None,
+        title=(questionnaire or {}).get("title"),
         results=results,
-        flags=notices,
+        review=next((review for review in reversed(reviews) if review.reviewed), None),
+        can_review=clinician.is_clinician,
+        just_reviewed=just_reviewed,
     )
+
+
+@blueprint.post("/flags/<flag_id>")
+@launched_view
+def review_flag(flag_id: str) -> Any:
+    """Mark the safety item reviewed, as the clinician signed in (refused for anyone else), then show it again."""
+    _check_csrf()
+    clinician: Clinician = g.clinician
+    if request.form.get("action") != "reviewed":
+        abort(400, "The form did not say what to do with this safety item")
+    _read_or_404(clinician, "Flag", flag_id, "safety item")
+    if app_data.review_flag(clinician, flag_id):
+        session[JUST_REVIEWED] = flag_id
+    return redirect(url_for("smart_app.flag_page", flag_id=flag_id), code=303)
 
 
 # outcomes for a team or the whole service ---------------------------------------------------------------

@@ -31,10 +31,9 @@ from service.app_ui.profile import (
     rate_items,
     strengths_and_priorities,
 )
-from service.app_ui.safety import FlaggedAnswer, flagged_answer
+from service.app_ui.safety import FlaggedAnswer, flagged_answer, raised_by
 from service.app_ui.schedule import DueMeasure, Measure, due_measures
 from service.cds.measures import instrument_label
-from service.extraction import FLAG_DETAIL
 from service.scoring.extensions import as_list, as_mapping
 
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -113,14 +112,6 @@ def safe_id(*parts: str) -> str:
     return _UNSAFE_ID.sub("-", "-".join(parts)).strip("-")
 
 
-def _flag_response(flag: Mapping[str, Any]) -> str | None:
-    for extension in as_list(flag.get("extension")):
-        reference = as_mapping(as_mapping(extension).get("valueReference")).get("reference")
-        if as_mapping(extension).get("url") == FLAG_DETAIL and isinstance(reference, str):
-            return reference.split("/")[-1]
-    return None
-
-
 def safety_notices(
     flags: Sequence[Mapping[str, Any]],
     responses: Sequence[Mapping[str, Any]] = (),
@@ -133,7 +124,7 @@ def safety_notices(
     for flag in flags:
         if flag.get("status") != "active":
             continue
-        response_id = _flag_response(flag)
+        response_id = raised_by(flag)
         code = as_mapping(flag.get("code"))
         message = str(
             code.get("text")

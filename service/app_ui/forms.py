@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.scoring import extensions as ext
+from service.scoring.inputs import score_inputs
 from service.validation.enable_when import relate
 
 HIDDEN = ext.CORE + "questionnaire-hidden"
@@ -64,6 +65,8 @@ class FormItem:
     values: list[str] = field(default_factory=list)  # what was entered (re-shown after an error)
     other: str = ""  # an open-choice answer typed in
     errors: list[str] = field(default_factory=list)
+    missing: bool = False  # unanswered, and it counts towards a score: shown when the clinician is asked to confirm
+    safety: bool = False  # answering it may raise a safety flag
     enabled: bool = True
     enable_data: str | None = None  # enableWhen for the page's script (JSON)
 
@@ -82,6 +85,7 @@ class FormResult:
     items: list[FormItem]
     answers: list[dict[str, Any]]  # QuestionnaireResponse.item
     errors: list[tuple[FormItem, str]]  # what could not be read from the form (nothing is submitted then)
+    answered: frozenset[str] = frozenset()  # the linkIds answered (of items that apply)
 
 
 def _text(value: Any) -> str:
@@ -199,6 +203,7 @@ def form_items(questionnaire: Mapping[str, Any]) -> list[FormItem]:
                 max_length=_max_length(item),
                 conditions=_conditions(item),
                 behavior="any" if item.get("enableBehavior") == "any" else "all",
+                safety=ext.first_extension(item, ext.SAFETY_FLAG) is not None,
             )
             if kind in ("choice", "open-choice"):
                 form_item.options, form_item.values = _options(questionnaire, item)
@@ -421,7 +426,26 @@ def read_form(questionnaire: Mapping[str, Any], form: Mapping[str, Sequence[str]
                 answers.setdefault(item.link_id, []).extend(found)
     visible = _apply_enablement(items, answers)
     errors = [(item, message) for item in walk(items) if item.enabled for message in item.errors]
-    return FormResult(items, _response_items(items, visible), errors)
+    answered = frozenset(link_id for link_id, values in visible.items() if values)
+    return FormResult(items, _response_items(items, visible), errors, answered)
+
+
+def missing_answers(questionnaire: Mapping[str, Any], result: FormResult) -> list[FormItem]:
+    """The questions that apply, are unanswered, and are required or count towards a score, in form order: what a
+    clinician is asked about before such a form is stored. Each is marked ``missing``."""
+    scored = {link_id for inputs in score_inputs(questionnaire).values() for link_id in inputs.items}
+    found = [
+        item
+        for item in walk(result.items)
+        if item.enabled
+        and item.is_question
+        and item.kind != "unsupported"
+        and item.link_id not in result.answered
+        and (item.required or item.link_id in scored)
+    ]
+    for item in found:
+        item.missing = True
+    return found
 
 
 def refresh_enablement(items: list[FormItem]) -> None:

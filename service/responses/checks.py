@@ -7,7 +7,7 @@ leaves unmade is not an error (the answers are kept), but it is said plainly, na
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,28 +95,52 @@ def _answered_link_ids(items: Any, found: set[str]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """Why one score was not made: how many of the items it is made from were answered, and how many it needs."""
+
+    link_id: str  # the score item's
+    name: str  # "PHQ-9 total score"
+    answered: int | None  # None: which items the score is made from is not known
+    items: int | None
+    minimum: int | None  # the score-minimum-answers number (None: not declared)
+
+
+def shortfalls(
+    questionnaire: Mapping[str, Any], response: Mapping[str, Any], missing: Sequence[tuple[str, str | None]]
+) -> list[Shortfall]:
+    """For each score left unmade in ``response`` ((linkId, text) of its item), the counts that explain it."""
+    inputs = score_inputs(questionnaire)
+    answered = _answered_link_ids(response.get("item"), set())
+    label = instrument_label(questionnaire, str(questionnaire.get("url") or ""))
+    found = []
+    for link_id, text in missing:
+        name = score_name(label, text or link_id)
+        made_from = inputs.get(link_id)
+        if made_from is None or not made_from.items:
+            found.append(Shortfall(link_id, name, None, None, None))
+        else:
+            count = sum(1 for item in made_from.items if item in answered)
+            found.append(Shortfall(link_id, name, count, len(made_from.items), made_from.minimum))
+    return found
+
+
 def not_scored(questionnaire: Mapping[str, Any], response: Mapping[str, Any], scoring: ScoringResult) -> list[Issue]:
     """A warning for each score a completed response was left without, naming the score and the rule."""
     if response.get("status") not in SCORED_STATUSES:
         return []
-    missing = [score for score in scoring.scores if score.value is None]
+    missing = [(score.link_id, score.text) for score in scoring.scores if score.value is None]
     if not missing:
         return []
-    inputs = score_inputs(questionnaire)
-    answered = _answered_link_ids(response.get("item"), set())
-    label = instrument_label(questionnaire, str(questionnaire.get("url") or ""))
     warnings = []
-    for score in missing:
-        name = score_name(label, score.text or score.link_id)
-        found = inputs.get(score.link_id)
-        if found is None or not found.items:
-            text = f"{name} not scored: the instrument's scoring rule gives no score for these answers"
+    for shortfall in shortfalls(questionnaire, response, missing):
+        if shortfall.items is None:
+            text = f"{shortfall.name} not scored: the instrument's scoring rule gives no score for these answers"
         else:
-            count = sum(1 for link_id in found.items if link_id in answered)
-            text = f"{name} not scored: {count} of {len(found.items)} items answered"
-            if found.minimum is not None:
-                text += f", at least {found.minimum} needed"
-        warnings.append(Issue("warning", "incomplete", text, "QuestionnaireResponse", score.link_id))
+            text = f"{shortfall.name} not scored: {shortfall.answered} of {shortfall.items} items answered"
+            if shortfall.minimum is not None:
+                text += f", at least {shortfall.minimum} needed"
+        warnings.append(Issue("warning", "incomplete", text, "QuestionnaireResponse", shortfall.link_id))
     return warnings
 
 

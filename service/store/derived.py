@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session, lazyload
 
 from service.fhir.jsonio import loads_object
@@ -34,8 +34,9 @@ class PreviousResponse:
 
 
 _QR = QuestionnaireResponseRow
-# The same person's latest scored response to the same instrument authored before a given one. Built once with
-# bound parameters: a submission runs it twice (to plan, then to re-check inside its transaction).
+# The same person's latest scored response to the same instrument authored before a given one, with a score that
+# stands (a response saved with too few answers to score is passed over, so change is still measured). Built once
+# with bound parameters: a submission runs it twice (to plan, then to re-check inside its transaction).
 _PREVIOUS = (
     select(_QR.id, _QR.version_id, _QR.authored_low)
     .where(
@@ -46,6 +47,12 @@ _PREVIOUS = (
         _QR.deleted.is_(False),
         _QR.id != bindparam("id"),
         _QR.authored_key < bindparam("authored_key"),
+        exists().where(
+            ObservationRow.derived_from_id == _QR.id,
+            ObservationRow.source_key != "panel",
+            ObservationRow.deleted.is_(False),
+            ObservationRow.status != "entered-in-error",
+        ),
     )
     .order_by(_QR.authored_key.desc(), _QR.pk.desc())
     .limit(1)

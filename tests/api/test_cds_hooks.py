@@ -293,7 +293,14 @@ def test_feedback_on_the_safety_card_marks_the_flag_reviewed(fhir: Fhir, cds: Cd
     response = cds.feedback(critical["uuid"], "overridden", overrideReason={"userComment": "Discussed in session"})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"received": 1, "flagsReviewed": 1}
-    assert fhir.get(f"Flag/{critical['uuid']}").get_json()["status"] == "inactive"
+    flag = fhir.get(f"Flag/{critical['uuid']}").get_json()
+    assert flag["status"] == "inactive" and flag["period"]["end"] >= flag["period"]["start"]
+    # Recorded as a review in the app or through PUT Flag is: the Flag's period ends, a Provenance names the reviewer.
+    (provenance,) = [e["resource"] for e in fhir.get(f"Provenance?target=Flag/{flag['id']}").get_json()["entry"]]
+    assert provenance["target"] == [{"reference": f"Flag/{flag['id']}/_history/{flag['meta']['versionId']}"}]
+    assert provenance["activity"]["text"] == "safety flag reviewed"
+    (agent,) = provenance["agent"]
+    assert agent["type"]["coding"][0]["code"] == "verifier" and agent["who"]["display"] == "ehr-client"
     assert by_indicator(cds.cards(), "critical") == []
     again = cds.feedback(critical["uuid"])  # already reviewed: received, nothing to change
     assert again.get_json() == {"received": 1, "flagsReviewed": 0}

@@ -124,3 +124,21 @@ def test_a_crash_inside_validation_or_scoring_is_a_logged_500(
     assert result.get_json()["issue"][0]["code"] == "exception"
     assert any("a defect in the service" in (record.exc_text or "") for record in caplog.records)
     assert stored_responses(fhir) == 0
+
+
+def test_a_response_left_without_a_score_does_not_hide_the_change_since_the_last_score(
+    fhir: Fhir, loaded: None
+) -> None:
+    """Change is measured against the last response that has a score: one saved without (too few answers) in
+    between must not turn a reliable improvement into "nothing to compare with"."""
+    fhir.create({**phq9([3, 3, 3, 3, 3, 3, 0, 0, 0]), "authored": "2026-10-01T10:00:00Z"})  # 18
+    fhir.create({**phq9([1, 1]), "authored": "2026-10-15T10:00:00Z"})  # not scored
+    latest = fhir.create({**phq9([1, 1, 1, 1, 1, 1, 1, 1, 1]), "authored": "2026-11-01T10:00:00Z"})  # 9
+    (total,) = [
+        entry["resource"]
+        for entry in fhir.get(f"Observation?derived-from=QuestionnaireResponse/{latest['id']}").get_json()["entry"]
+        if entry["resource"]["code"]["coding"][0]["code"] == "44261-6"
+    ]
+    change = next(e for e in total["extension"] if e["url"].endswith("reliable-change-result"))
+    parts = {p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in change["extension"]}
+    assert (parts["result"], parts["difference"]) == ("improved", -9)

@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from service.api import smart_app
@@ -60,7 +61,9 @@ Launch = Callable[..., FlaskClient]
 def launched(app: Flask) -> Launch:
     """A browser-like client already launched for a patient (the session the callback would have made)."""
 
-    def launch(subject: str = "p1", *, name: str = "Jane Doe", expires_in: float = 600) -> FlaskClient:
+    def launch(
+        subject: str = "p1", *, name: str = "Jane Doe", expires_in: float = 600, user: str = "Practitioner/dr-who"
+    ) -> FlaskClient:
         client = app.test_client()
         cookie = app.session_interface.issue(  # type: ignore[attr-defined]
             {
@@ -68,7 +71,7 @@ def launched(app: Flask) -> Launch:
                     "iss": EHR,
                     "subject": subject,
                     "name": name,
-                    "user": "Practitioner/dr-who",
+                    "user": user,
                     "scopes": ["launch", "patient/*.rs"],
                     "expires_at": time.time() + expires_in,
                 },
@@ -105,6 +108,12 @@ def text(response: TestResponse) -> str:
 def plain(html: str) -> str:
     """The page's text as a reader gets it: no tags, single spaces."""
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def answer_row(html: str, link_id: str) -> str:
+    """The text of an item's row in a table of answers."""
+    start = html.index(">", html.index(f'data-link-id="{link_id}"')) + 1
+    return plain(html[start:].split("</tr>", 1)[0])
 
 
 def form_fields(html: str) -> dict[str, str]:
@@ -372,10 +381,15 @@ def test_a_completed_form_is_stored_scored_and_shown_at_once(
     result_path = submitted.headers["Location"]
     response_id = result_path.rsplit("/", 1)[-1]
     result = text(client.get(result_path))
-    assert ">9<" in result and "Mild" in result
+    assert "<strong>Saved and scored.</strong>" in result and "not scored" not in result.lower()
+    assert ">9<" in result and "Mild" in result and "Lower scores are better." in result
     assert "Down 9 points since 5 Jan 2026: a reliable improvement" in result
-    assert "Safety item:" in result and "better off dead" in result
-    assert 'answered <strong class="flag-answer">“Several days”</strong>' in result
+    # The answer that raised the safety flag, with the item's full wording, and the flag waiting for review.
+    row = answer_row(result, "/44260-8")
+    assert "9. Thoughts that you would be better off dead or of hurting yourself in some way" in row
+    assert "Safety item" in row and row.endswith("Several days")
+    assert "Not reviewed:" in result and "/app/flags/" in result
+    assert "<strong>Saved and scored.</strong>" not in text(client.get(result_path))  # said once, after saving
     stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
     assert stored["subject"] == {"reference": "Patient/p1"} and stored["status"] == "completed"
     assert stored["author"] == {"reference": "Practitioner/dr-who"}
@@ -506,3 +520,254 @@ def test_while_the_database_is_unavailable_the_app_answers_503_and_keeps_the_ses
         assert response.status_code == 503 and "Set-Cookie" not in response.headers
         assert "database is unavailable" in text(response)
     assert client.get("/app/patient").status_code == 200  # back: the same session, still signed in
+
+
+# safe forms: nothing unanswered is stored without the clinician saying so ---------------------------------
+
+
+def _count(fhir: Fhir, query: str) -> int:
+    total: int = fhir.get(f"{query}&_summary=count").get_json()["total"]
+    return total
+
+
+def _confirm_fields(html: str) -> list[tuple[str, str]]:
+    """The fields of the "save without these answers" form, as the browser would send them."""
+    form = html[html.index("data-save-anyway") : html.index("</form>", html.index("data-save-anyway"))]
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return [*fields, ("action", "save-anyway")]
+
+
+def test_an_empty_form_is_not_stored_and_says_why(launched: Launch, fhir: Fhir, library: Any) -> None:
+    client = launched("p1")
+    fields = form_fields(text(client.get("/app/questionnaires/phq-9")))
+    response = client.post("/app/questionnaires/phq-9", data=fields)
+    assert response.status_code == 422
+    page = plain(text(response))
+    assert "There is a problem: the answers were not stored" in page
+    assert "Nothing was answered, so nothing was stored" in page
+    assert "save-anyway" not in text(response) and "scored" not in page.replace("not stored", "")
+    # Not even when asked to save it anyway.
+    forced = client.post("/app/questionnaires/phq-9", data={**fields, "action": "save-anyway"})
+    assert forced.status_code == 422
+    assert _count(fhir, "QuestionnaireResponse?patient=p1") == 0
+
+
+def test_a_partial_phq9_is_stored_only_when_confirmed_and_then_says_it_was_not_scored(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    phq9 = library["phq-9"]
+    client = launched("p1")
+    html = text(client.get("/app/questionnaires/phq-9"))
+    fields = _phq9_form(html, {link_id: 1.0 for link_id in [i["linkId"] for i in phq9["item"][1:6]]}, phq9)
+    checking = client.post("/app/questionnaires/phq-9", data=fields)
+    assert checking.status_code == 200
+    page = text(checking)
+    summary = page[page.index('id="check-summary"') : page.index('class="questionnaire"')]
+    said = plain(summary)
+    assert "Not saved yet: 4 questions that count towards the score are not answered" in said
+    # Each missing question in full, linked to its field; the safety item's absence said in words.
+    assert '<a href="#f-6-0">6. Feeling bad about yourself' in summary
+    assert '<a href="#f-9-0">9. Thoughts that you would be better off dead' in summary
+    assert "Safety item: unanswered, so no risk was reported either way" in said
+    assert "Saved without them, this measure will not be scored:" in said
+    assert "PHQ-9 total score needs at least 7 of its 9 items answered; 5 were answered." in said
+    assert 'id="f-6-note"' in page and 'aria-describedby="f-6-note"' in page  # marked at the field too
+    assert 'value="1" checked' in page  # the answers given are kept
+    assert _count(fhir, "QuestionnaireResponse?patient=p1") == 0
+
+    # Confirming only some of what is missing is not confirming: asked again, nothing stored.
+    partly = [(k, v) for k, v in _confirm_fields(page) if not (k == "confirmed" and v == "i-9")]
+    assert client.post("/app/questionnaires/phq-9", data=MultiDict(partly)).status_code == 200
+    assert _count(fhir, "QuestionnaireResponse?patient=p1") == 0
+
+    saved = client.post("/app/questionnaires/phq-9", data=MultiDict(_confirm_fields(page)))
+    assert saved.status_code == 303
+    response_id = saved.headers["Location"].rsplit("/", 1)[-1]
+    view = text(client.get(saved.headers["Location"]))
+    banner = plain(view[view.index('id="saved-banner">') + 18 : view.index("</div>", view.index('id="saved-banner"'))])
+    assert banner.startswith(
+        "Saved, not scored: PHQ-9 total score needs at least 7 of its 9 items answered; 5 were answered."
+    )
+    assert "Saved and scored" not in view and "stored and scored" not in view
+    assert "Not scored. PHQ-9 total score needs at least 7" in plain(view)
+    assert answer_row(view, "/44260-8").endswith("Safety item Not answered : no risk was reported either way")
+    stored = fhir.get(f"QuestionnaireResponse/{response_id}").get_json()
+    assert stored["status"] == "completed" and len(stored["item"]) == 5  # the total is not filled in
+    assert _count(fhir, f"Observation?derived-from=QuestionnaireResponse/{response_id}") == 0
+    # The same response sent again (a double click) is not stored twice, and is still not said to be scored.
+    again = client.post("/app/questionnaires/phq-9", data=MultiDict(_confirm_fields(page)))
+    assert again.headers["Location"] == saved.headers["Location"]
+    assert "Saved, not scored" in text(client.get(again.headers["Location"]))
+    assert _count(fhir, "QuestionnaireResponse?patient=p1") == 1
+
+
+def test_an_unanswered_item_that_leaves_the_score_made_is_confirmed_and_then_scored(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    phq9 = library["phq-9"]
+    client = launched("p1")
+    html = text(client.get("/app/questionnaires/phq-9"))
+    weights = {link_id: 1.0 for link_id in [i["linkId"] for i in phq9["item"][1:9]]}  # items 1-8, not 9
+    checking = text(client.post("/app/questionnaires/phq-9", data=_phq9_form(html, weights, phq9)))
+    said = plain(checking[checking.index('id="check-summary"') : checking.index('class="questionnaire"')])
+    assert "Not saved yet: 1 question that counts towards the score is not answered" in said
+    assert "Saved without it, the measure is still scored from the answers given." in said
+    saved = client.post("/app/questionnaires/phq-9", data=MultiDict(_confirm_fields(checking)))
+    view = plain(text(client.get(saved.headers["Location"])))
+    assert "Saved and scored." in view
+    assert "PHQ-9 total score (0–27) 9 — Mild" in view  # eight answers of 1, prorated to nine items
+
+
+def test_a_form_missing_required_answers_cannot_be_saved_anyway(launched: Launch, fhir: Fhir, library: Any) -> None:
+    client = launched("p1")
+    fields = form_fields(text(client.get("/app/questionnaires/qpr-15")))
+    fields["i-2"] = "3"
+    refused = client.post("/app/questionnaires/qpr-15", data={**fields, "action": "save-anyway"})
+    assert refused.status_code == 422 and "save-anyway" not in text(refused)
+    assert "This question needs an answer" in text(refused)
+    assert _count(fhir, "QuestionnaireResponse?patient=p1") == 0
+
+
+# the response view ---------------------------------------------------------------------------------------
+
+
+def test_a_response_is_shown_with_its_questions_answers_scores_and_flags(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    first, second = seed_phq9(
+        fhir, library["phq-9"], "p1", [("2026-01-05T10:00:00Z", 18, 0), ("2026-02-05T10:00:00Z", 11, 2)]
+    )
+    page = text(launched("p1").get(f"/app/responses/{second}"))
+    said = plain(page)
+    assert "<h1>Patient Health Questionnaire-9 (PHQ-9)</h1>" in page
+    assert "Completed 5 Feb 2026 Status Completed Answered by not recorded" in said  # no author, no source
+    assert "Saved" not in said  # no after-submit banner on a plain visit
+    assert "PHQ-9 total score (0–27) 11 — Moderate Lower scores are better." in said
+    assert "Down 7 points since 5 Jan 2026: a reliable improvement." in said
+    rows = re.findall(r'<tr class="answer-row[^"]*" data-link-id="([^"]+)"', page)
+    assert len(rows) == 10 and "/44261-6" not in rows  # every question; the calculated total is not one
+    assert answer_row(page, "/44260-8") == (
+        "9. Thoughts that you would be better off dead or of hurting yourself in some way ⚠ Safety item "
+        "More than half the days"
+    )
+    assert "10. If you checked off any problems" in said and "Not answered" in said  # item 10 was not answered
+    (flag,) = fhir.get("Flag?patient=p1").get_json()["entry"]
+    assert f'href="/app/flags/{flag["resource"]["id"]}">Review it</a>' in page
+    assert "Safety items raised" not in text(launched("p1").get(f"/app/responses/{first}"))
+
+
+# reviewing a safety item in the app -------------------------------------------------------------------------
+
+
+def _flag_id(fhir: Fhir, patient: str = "p1") -> str:
+    (entry,) = fhir.get(f"Flag?patient={patient}").get_json()["entry"]
+    flag_id: str = entry["resource"]["id"]
+    return flag_id
+
+
+def test_a_clinician_reviews_a_safety_item_and_it_leaves_the_dashboard(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    ids = seed_phq9(fhir, library["phq-9"], "p1", [("2026-01-05T10:00:00Z", 12, 0), ("2026-02-05T10:00:00Z", 11, 1)])
+    flag_id = _flag_id(fhir)
+    client = launched("p1")
+    dashboard = text(client.get("/app/patient"))
+    assert f'href="/app/flags/{flag_id}" class="review-link">Review it' in dashboard
+    page = text(client.get(f"/app/flags/{flag_id}"))
+    said = plain(page)
+    assert "Safety item: PHQ-9 item 9" in said and "Not reviewed yet." in said
+    assert "Question 9. Thoughts that you would be better off dead" in said
+    assert "Answer given “Several days” Date 5 Feb 2026" in said
+    assert f'href="/app/responses/{ids[1]}">Patient Health Questionnaire-9 (PHQ-9), 5 Feb 2026' in page
+    assert "Score of that response PHQ-9 total score (0–27): 11 (Moderate)" in said
+    assert "5 Jan 2026 Not at all" in said  # the same item in the earlier response
+    assert 'value="reviewed" class="primary">Mark reviewed</button>' in page
+
+    reviewed = client.post(f"/app/flags/{flag_id}", data={"csrf_token": CSRF, "action": "reviewed"})
+    assert (reviewed.status_code, reviewed.headers["Location"]) == (303, f"/app/flags/{flag_id}")
+    flag = fhir.get(f"Flag/{flag_id}").get_json()
+    assert flag["status"] == "inactive" and flag["period"]["end"]
+    (provenance,) = fhir.get(f"Provenance?target=Flag/{flag_id}").get_json()["entry"]
+    agent = provenance["resource"]["agent"][0]
+    assert agent["type"]["coding"][0]["code"] == "verifier"
+    assert agent["who"]["identifier"]["value"] == "Practitioner/dr-who"
+    assert agent["onBehalfOf"] == {"display": "client proms-app"}
+    audit = fhir.get(f"AuditEvent?type=update&entity=Flag/{flag_id}&outcome=0").get_json()
+    assert audit["total"] == 1
+    assert audit["entry"][0]["resource"]["agent"][0]["altId"] == "Practitioner/dr-who"
+
+    after = plain(text(client.get(f"/app/flags/{flag_id}")))
+    assert "Marked reviewed." in after
+    assert f"Reviewed by Practitioner/dr-who on {flag['period']['end'][8:10].lstrip('0')} " in after
+    assert "Mark reviewed" not in after.replace("Marked reviewed", "")
+    dashboard = text(client.get("/app/patient"))
+    assert "Safety item, not reviewed" not in dashboard and "No safety items are waiting for review." in dashboard
+    # Sent again (a second click): nothing changes, no second review is recorded.
+    client.post(f"/app/flags/{flag_id}", data={"csrf_token": CSRF, "action": "reviewed"})
+    assert fhir.get(f"Flag/{flag_id}").get_json()["meta"]["versionId"] == flag["meta"]["versionId"]
+    assert fhir.get(f"Provenance?target=Flag/{flag_id}").get_json()["total"] == 1
+
+
+def test_reviewing_without_the_sessions_csrf_token_is_refused(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    seed_phq9(fhir, library["phq-9"], "p1", [("2026-02-05T10:00:00Z", 11, 1)])
+    flag_id = _flag_id(fhir)
+    client = launched("p1")
+    for form in ({"csrf_token": "forged", "action": "reviewed"}, {"action": "reviewed"}):
+        refused = client.post(f"/app/flags/{flag_id}", data=form)
+        assert refused.status_code == 400 and "did not come from this app" in text(refused)
+    assert fhir.get(f"Flag/{flag_id}").get_json()["status"] == "active"
+
+
+def test_a_patient_signed_in_to_the_app_cannot_review_a_safety_item(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    seed_phq9(fhir, library["phq-9"], "p1", [("2026-02-05T10:00:00Z", 11, 1)])
+    flag_id = _flag_id(fhir)
+    for user in ("Patient/p1", "RelatedPerson/carer-1"):
+        client = launched("p1", user=user)
+        page = text(client.get(f"/app/flags/{flag_id}"))
+        assert "Mark reviewed" not in page and "Only a clinician can mark a safety item reviewed" in page
+        refused = client.post(f"/app/flags/{flag_id}", data={"csrf_token": CSRF, "action": "reviewed"})
+        assert refused.status_code == 403 and "clinician" in text(refused)
+    assert fhir.get(f"Flag/{flag_id}").get_json()["status"] == "active"
+    assert fhir.get(f"Provenance?target=Flag/{flag_id}").get_json()["total"] == 0
+    refusals = fhir.get(f"AuditEvent?type=update&entity=Flag/{flag_id}&outcome=4").get_json()
+    assert refusals["total"] == 2  # each refusal is on record
+    assert "Safety item, not reviewed" in text(launched("p1").get("/app/patient"))
+
+
+def test_another_patients_safety_item_cannot_be_seen_or_reviewed(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    seed_phq9(fhir, library["phq-9"], "p2", [("2026-02-05T10:00:00Z", 11, 1)])
+    flag_id = _flag_id(fhir, "p2")
+    client = launched("p1")
+    assert client.get(f"/app/flags/{flag_id}").status_code == 404
+    refused = client.post(f"/app/flags/{flag_id}", data={"csrf_token": CSRF, "action": "reviewed"})
+    assert refused.status_code == 404
+    assert fhir.get(f"Flag/{flag_id}").get_json()["status"] == "active"
+
+
+def test_a_cds_cards_link_opens_the_app_at_its_safety_item(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    seed_phq9(fhir, library["phq-9"], "p1", [("2026-02-05T10:00:00Z", 11, 1)])
+    flag_id = _flag_id(fhir)
+    monkeypatch.setattr(smart_app, "discover", lambda iss: _endpoints())
+    monkeypatch.setattr(SmartClient, "read_patient", lambda self, iss, pid, token: {"resourceType": "Patient"})
+    monkeypatch.setattr(SmartClient, "user_of", lambda self, token, endpoints: "Practitioner/dr-1")
+
+    def landing(app_context: dict[str, str]) -> str:
+        token = {"access_token": "t", "patient": "p1", "expires_in": 300, "appContext": json.dumps(app_context)}
+        monkeypatch.setattr(SmartClient, "exchange", lambda *args: token)
+        client = app.test_client()
+        started = client.get(f"/app/launch?iss={EHR}&launch=L")
+        state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
+        location: str = client.get(f"/app/callback?code=c&state={state}").headers["Location"]
+        return location
+
+    assert landing({"patient": "p1", "flag": flag_id}) == f"/app/flags/{flag_id}"
+    assert landing({"patient": "p2", "flag": flag_id}) == "/app/patient"  # a card about someone else
+    assert landing({"patient": "p1", "flag": "../sign-out"}) == "/app/patient"

@@ -292,7 +292,8 @@ def test_a_measure_completed_in_the_page_is_stored_and_scored(
     page.get_by_role("button", name="Submit answers").click()
     page.wait_for_url(f"{service}/app/responses/*")
     result = page.locator("main")
-    assert result.locator("h1").inner_text() == "Stored: Questionnaire about the Process of Recovery, 15 items (QPR-15)"
+    assert result.locator("#saved-banner").inner_text() == "Saved and scored. The answers below were stored and scored."
+    assert result.locator("h1").inner_text() == "Questionnaire about the Process of Recovery, 15 items (QPR-15)"
     assert result.locator(".latest-value").inner_text() == "45"
     assert result.locator(".change").inner_text() == (
         f"Up 15 points since {shown(days_ago(10))} (the measure has no reliable-change threshold)."

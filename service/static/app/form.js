@@ -6,7 +6,7 @@
   if (!form) {
     return;
   }
-  var summary = document.getElementById("error-summary");
+  var summary = document.getElementById("error-summary") || document.getElementById("check-summary");
   if (summary) {
     summary.focus(); // keyboard and screen-reader users start at the list of what to fix
   }

@@ -47,6 +47,7 @@ def patient_data(services: Services, patient_id: str, grant: Grant) -> PatientDa
                 completed=latest.completed,
                 observations=[(observation.key, observation.resource) for observation in observations],
                 earlier=earlier,
+                unscored_after=latest.unscored_after,
             )
         )
     concerns: list[SafetyConcern] = []

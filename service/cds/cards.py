@@ -341,6 +341,12 @@ def summary_card(patient: PatientData, settings: CardSettings) -> Card:
         score_lines = _score_lines(measure, now)
         score_lines[0] += f" (completed {completed})"
         lines.extend(score_lines)
+        if measure.unscored_after is not None:
+            later = long_day_text(measure.unscored_after, now)
+            lines.append(
+                f"  - a later {markdown_text(measure.instrument)}, completed {later}, has too few answers to score: "
+                "the scores above are the latest"
+            )
     return Card(
         uuid=card_uuid("summary", patient.patient_id, *(m.response_id for m in measures)),
         summary=summary,

@@ -58,6 +58,7 @@ class Measure:
     response_id: str
     completed: datetime  # UTC
     scores: tuple[ScoreResult, ...] = ()
+    unscored_after: datetime | None = None  # a later response to it (UTC) could not be scored: these still stand
 
     @property
     def headline(self) -> ScoreResult | None:
@@ -209,6 +210,7 @@ def read_measure(
     completed: datetime,
     observations: Sequence[tuple[str, Mapping[str, Any]]],
     earlier: Mapping[str, datetime],
+    unscored_after: datetime | None = None,
 ) -> Measure:
     """The latest response to an instrument with its scores; ``observations`` are (score linkId, Observation).
 
@@ -228,7 +230,9 @@ def read_measure(
         score = read_score(observation, key, item, name=name, earlier=earlier)
         if score is not None:
             scores.append(score)
-    return Measure(instrument, questionnaire_url, questionnaire_id, response_id, completed, tuple(scores))
+    return Measure(
+        instrument, questionnaire_url, questionnaire_id, response_id, completed, tuple(scores), unscored_after
+    )
 
 
 def _instant(value: Any) -> datetime | None:

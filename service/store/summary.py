@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from service.fhir.response_status import SCORED_STATUSES
@@ -26,6 +26,9 @@ class ScoredResponse:
     questionnaire_url: str
     questionnaire_pk: int | None
     completed: datetime  # authored (UTC), or when it was stored if it carries no authored date
+    # When a later response to the same instrument was completed that has no score (too few answers for the
+    # instrument's rule): this one still stands as the latest score, and the later one must not hide it.
+    unscored_after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,27 +68,56 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 
 
 def _latest_responses(session: Session, patient_id: str) -> list[ScoredResponse]:
-    """The latest scored response to each instrument (one window query over the subject's index)."""
+    """The latest response with a standing score to each instrument, noting a later one that has none; an
+    instrument answered only without a score gives its latest response (two window queries over the subject's
+    index)."""
+    scored = _latest(session, patient_id, with_score=True)
+    latest = _latest(session, patient_id, with_score=False)
+    found = []
+    for url, newest in latest.items():
+        standing = scored.get(url)
+        if standing is None:
+            found.append(newest)
+        elif newest.id != standing.id:
+            found.append(replace(standing, unscored_after=newest.completed))
+        else:
+            found.append(standing)
+    return found
+
+
+def _latest(session: Session, patient_id: str, *, with_score: bool) -> dict[str, ScoredResponse]:
     rank = (
         func.row_number()
         .over(partition_by=QR.questionnaire_url, order_by=(QR.authored_key.desc(), QR.pk.desc()))
         .label("rank")
     )
+    conditions = [
+        QR.subject_id == patient_id,
+        QR.subject_type == "Patient",
+        QR.status.in_(SCORED_STATUSES),
+        QR.deleted.is_(False),
+    ]
+    if with_score:
+        conditions.append(
+            exists().where(
+                ObservationRow.derived_from_id == QR.id,
+                ObservationRow.source_key != PANEL_KEY,
+                ObservationRow.deleted.is_(False),
+                ObservationRow.status.in_(LIVE_OBSERVATION_STATUSES),
+            )
+        )
     ranked = (
         select(QR.id, QR.questionnaire_url, QR.questionnaire_pk, QR.authored_low, QR.last_updated, rank)
-        .where(
-            QR.subject_id == patient_id,
-            QR.subject_type == "Patient",
-            QR.status.in_(SCORED_STATUSES),
-            QR.deleted.is_(False),
-        )
+        .where(*conditions)
         .subquery()
     )
     rows = session.execute(select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.questionnaire_url))
-    return [
-        ScoredResponse(row.id, row.questionnaire_url, row.questionnaire_pk, row.authored_low or row.last_updated)
+    return {
+        row.questionnaire_url: ScoredResponse(
+            row.id, row.questionnaire_url, row.questionnaire_pk, row.authored_low or row.last_updated
+        )
         for row in rows
-    ]
+    }
 
 
 def completed_dates(session: Session, response_ids: set[str]) -> dict[str, datetime]:

@@ -230,6 +230,25 @@ def test_a_score_in_its_most_severe_band_is_a_warning_card(fhir: Fhir, cds: Cds)
 
 
 @pytest.mark.usefixtures("instruments")
+def test_a_later_response_without_a_score_does_not_hide_the_latest_score(fhir: Fhir, cds: Cds) -> None:
+    severe = phq9_response([3, 3, 3, 3, 3, 3, 3, 3, 0], authored=days_ago(6))  # 24: severe (20-27)
+    fhir.create(severe)
+    partial = phq9_response([0, 0, 0, 0, 0, 0, 0, 0, 0], authored=days_ago(1))
+    partial["item"] = partial["item"][:5]  # 5 of 9 answered: the PHQ-9's rule needs 7, so no score
+    stored = fhir.create(partial)
+    scores = fhir.get(f"Observation?derived-from=QuestionnaireResponse/{stored['id']}").get_json()
+    assert scores["total"] == 0  # stored, not scored
+    cards = cds.cards()
+    assert_well_formed(cards)
+    (warning,) = by_indicator(cards, "warning")
+    assert warning["summary"] == "PHQ-9 24 (severe): in the most severe band"
+    (summary,) = [card for card in by_indicator(cards, "info") if "Latest" in card["detail"]]
+    assert "PHQ-9** 24 (severe)" in summary["detail"]
+    later = long_day_text(datetime.strptime(partial["authored"], "%Y-%m-%dT%H:%M:%SZ"), datetime.now(UTC))
+    assert f"a later PHQ-9, completed {later}, has too few answers to score" in summary["detail"]
+
+
+@pytest.mark.usefixtures("instruments")
 def test_normal_latest_scores_give_one_summary_card_in_words(fhir: Fhir, cds: Cds) -> None:
     earlier = phq9_response([2, 2, 2, 2, 2, 2, 2, 2, 0], authored=days_ago(20))  # 16, moderately severe
     fhir.create(earlier)

@@ -69,6 +69,8 @@ OPERATIONS = {
     ),
     "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
     "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
+    # The service's own: a single-use completion link for the person the Task asks (docs/invitations.md).
+    "Task": (("invite", "https://recovery-proms.org/fhir/OperationDefinition/Task-invite"),),
 }
 
 

@@ -20,13 +20,14 @@ from service.api import (
     errors,
     fhir_rest,
     health,
+    invitations,
     measures,
     response_operations,
     smart,
     smart_app,
     subscriptions,
 )
-from service.api.throttle import AuthFailureThrottle
+from service.api.throttle import AuthFailureThrottle, LinkFailureThrottle
 from service.api.web import ServiceApp, Web
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
@@ -171,7 +172,7 @@ def _request_hooks(app: ServiceApp, settings: Settings, metrics: Metrics) -> Non
         headers.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/fhir") or request.path.startswith("/cds-services"):
             headers.setdefault("Cache-Control", "no-store")  # health data must not sit in shared caches
-        if request.path.startswith("/app"):
+        if request.path.startswith(("/app", "/answer")):
             headers.setdefault("Cache-Control", "no-store")
             headers.setdefault("Content-Security-Policy", smart_app.CONTENT_SECURITY_POLICY)
         if request.is_secure or settings.base_url.startswith("https://"):
@@ -240,6 +241,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         capability_statement=build_capability_statement(settings),
         cds_verifier=cds_hooks.cds_verifier(settings),
         throttle=AuthFailureThrottle(settings),
+        link_throttle=LinkFailureThrottle(settings),
     )
     if settings.trusted_proxies:
         # The client's address (audit, throttle) from X-Forwarded-For, as set by that many trusted proxies.
@@ -257,6 +259,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     bulk.init_app(app)
     health.init_app(app)
     cds_hooks.init_app(app)
+    invitations.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(services, settings.questionnaires_dir)
         log.info(

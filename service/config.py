@@ -177,6 +177,8 @@ class Settings:
     # Refused bearer tokens allowed per client address before it is answered 429 (service/api/throttle.py), and
     # where the counts live (the limits library's storage URI: memory:// per process, redis://host:6379 shared).
     auth_failure_limit: str = "20/minute"
+    # Completion links that open nothing, per client address, before it is answered 429 (docs/invitations.md).
+    link_failure_limit: str = "10/minute"
     rate_limit_storage: str = "memory://"
     # How many proxies (load balancers) in front of the service set X-Forwarded-For: the client's address (for the
     # audit and the throttle) is taken from that header only when this is set.
@@ -308,6 +310,7 @@ class Settings:
             cds_jwks_file=Path(env["PROMS_CDS_JWKS_FILE"]) if env.get("PROMS_CDS_JWKS_FILE") else None,
             subscription_allowed_networks=_networks(env, "PROMS_SUBSCRIPTION_ALLOWED_NETWORKS"),
             auth_failure_limit=_rate(env, "PROMS_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
+            link_failure_limit=_rate(env, "PROMS_LINK_FAILURE_LIMIT", defaults.link_failure_limit),
             rate_limit_storage=env.get("PROMS_RATE_LIMIT_STORAGE") or defaults.rate_limit_storage,
             trusted_proxies=_int(env, "PROMS_TRUSTED_PROXIES", defaults.trusted_proxies),
             schedule=_schedule(env.get("PROMS_SCHEDULE")),

@@ -152,14 +152,20 @@ def _authored(response: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def task_event(stored: StoredVersion, trigger: str, patient: str | None, questionnaire: str | None) -> dict[str, Any]:
+def task_event(
+    stored: StoredVersion,
+    trigger: str,
+    patient: str | None,
+    questionnaire: str | None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
     """An outbox event of the questionnaire-task topic: requested | reminder-due | completed | expired."""
     return {
         "topic": QUESTIONNAIRE_TASK.url,
         "focus_type": "Task",
         "focus_id": stored.id,
         "focus_version": stored.version_id,
-        "occurred_at": stored.last_updated,
+        "occurred_at": occurred_at or stored.last_updated,
         "patient_id": patient,
         "questionnaire": questionnaire,
         "codes": orjson.dumps([[TASK_EVENT_SYSTEM, trigger]]).decode(),

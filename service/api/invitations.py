@@ -30,6 +30,7 @@ from service.auth.access import Interaction
 from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, FhirError
 from service.invitations import links
+from service.invitations.mail import DEFAULT_LANGUAGE
 from service.invitations.page import carried_fields, fill_from_response, screens
 
 blueprint = Blueprint("invitations", __name__)
@@ -51,7 +52,7 @@ def _parameter(body: dict[str, Any], name: str) -> Any:
 @blueprint.post("/fhir/Task/<fhirid:resource_id>/$invite")
 @fhir_interaction("operation-invite", "Task")
 def invite(resource_id: str) -> Response:
-    days = None
+    days, email, language = None, None, DEFAULT_LANGUAGE
     if request.get_data():
         body = request_body()
         if body.get("resourceType") != "Parameters":
@@ -59,17 +60,19 @@ def invite(resource_id: str) -> Response:
         days = _parameter(body, "validDays")
         if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
             raise BadRequest("validDays must be a valueInteger")
-    made = links.invite(services(), resource_id, grant(), days=days)
-    return fhir_response(
-        {
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "link", "valueUrl": made.url},
-                {"name": "expires", "valueInstant": instant_text(made.expires_at)},
-                {"name": "task", "valueReference": {"reference": f"Task/{made.task_id}"}},
-            ],
-        }
-    )
+        email = _parameter(body, "email")
+        language = _parameter(body, "language") or DEFAULT_LANGUAGE
+        if email is not None and not isinstance(email, str) or not isinstance(language, str):
+            raise BadRequest("email must be a valueString and language a valueCode")
+    made = links.invite(services(), resource_id, grant(), days=days, email=email, language=language)
+    parameters: list[dict[str, Any]] = [
+        {"name": "link", "valueUrl": made.url},
+        {"name": "expires", "valueInstant": instant_text(made.expires_at)},
+        {"name": "task", "valueReference": {"reference": f"Task/{made.task_id}"}},
+    ]
+    if made.emailed is not None:
+        parameters.append({"name": "emailed", "valueBoolean": made.emailed})
+    return fhir_response({"resourceType": "Parameters", "parameter": parameters})
 
 
 # the completion page ----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,13 +28,14 @@ from service.fhir import jsonio
 from service.fhir.dates import utcnow
 from service.fhir.errors import Unprocessable
 from service.fhir.issues import Issue
+from service.invitations.mail import DEFAULT_LANGUAGE, Letter, MailNotSent, communication, send
 from service.invitations.shape import OPEN_STATUSES, patient_of, questionnaire_of
 from service.invitations.tasks import task_event
 from service.resources import load_row
 from service.responses.submit import resolve_questionnaire, submit_response, update_response
 from service.services import Services
 from service.store import outbox
-from service.store.kinds import QUESTIONNAIRE_RESPONSE, TASK
+from service.store.kinds import COMMUNICATION, QUESTIONNAIRE_RESPONSE, TASK
 from service.store.models import TaskInvitation
 from service.store.repository import ResourceRepository
 from service.writes import WriteResult, current_resource
@@ -40,6 +43,8 @@ from service.writes import WriteResult, current_resource
 DEFAULT_DAYS = 14
 MAX_DAYS = 90
 LINK_CLIENT = "completion-link"  # the client an invitee's AuditEvents name
+ADDRESS = re.compile(r"^[^@\s,;<>]{1,64}@[^@\s,;<>]{1,255}$")
+log = logging.getLogger("proms.invitations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ class Invitation:
     task_id: str
     url: str
     expires_at: datetime
+    emailed: bool | None = None  # None: no address was given
 
 
 class LinkUnknown(Exception):
@@ -88,9 +94,29 @@ def link_url(services: Services, token: str) -> str:
     return f"{services.settings.public_root}/answer/{token}"
 
 
-def invite(services: Services, task_id: str, grant: Grant, *, days: int | None = None) -> Invitation:
+def invite(
+    services: Services,
+    task_id: str,
+    grant: Grant,
+    *,
+    days: int | None = None,
+    email: str | None = None,
+    language: str = DEFAULT_LANGUAGE,
+) -> Invitation:
     """Task/$invite: a new single-use link to the open Task (the previous one stops working), and a ``requested``
-    event of the questionnaire-task topic."""
+    event of the questionnaire-task topic. With an address (and a relay configured) the service e-mails the link
+    itself and records the send as a Communication; the address is kept only while e-mailed reminders remain."""
+    if email is not None and not services.settings.smtp_host:
+        raise Unprocessable(
+            Issue(
+                "error",
+                "not-supported",
+                "This service sends no e-mail (no PROMS_SMTP_HOST): deliver the returned link yourself",
+                "Parameters.parameter",
+            )
+        )
+    if email is not None and not ADDRESS.match(email):
+        raise Unprocessable(Issue("error", "value", "email must be one e-mail address", "Parameters.parameter"))
     days = DEFAULT_DAYS if days is None else days
     if not 1 <= days <= MAX_DAYS:
         raise Unprocessable(
@@ -125,7 +151,39 @@ def invite(services: Services, task_id: str, grant: Grant, *, days: int | None =
         stored = ResourceRepository.stored(TASK, row)
         outbox.add_events(session, [task_event(stored, "requested", patient, questionnaire_of(task), now)])
         audit.write_in_transaction(session, 200)
-    return Invitation(task_id, link_url(services, token), now + timedelta(days=days))
+    made = Invitation(task_id, link_url(services, token), now + timedelta(days=days))
+    if email is None:
+        return made
+    assert patient is not None
+    letter = Letter("invitation", language, made.url, made.expires_at, _title(services, task))
+    sent = email_letter(services, letter, email, task_id=task_id, patient=patient)
+    if sent and any(now + timedelta(days=offset) < made.expires_at for offset in services.settings.reminders):
+        with services.db.transaction() as session:
+            kept = session.get(TaskInvitation, task_id)
+            if kept is not None and kept.token_hash == token_hash(token):
+                kept.address = email  # erased after the last reminder, or when the Task closes
+    return Invitation(task_id, made.url, made.expires_at, emailed=sent)
+
+
+def _title(services: Services, task: dict[str, Any]) -> str:
+    questionnaire = resolve_questionnaire(services, {"status": "in-progress", "questionnaire": questionnaire_of(task)})
+    resource = questionnaire.resource
+    return str(resource.get("title") or resource.get("name") or "a questionnaire")
+
+
+def email_letter(services: Services, letter: Letter, address: str, *, task_id: str, patient: str) -> bool:
+    """Send one e-mail and record it (or the failed attempt) as a Communication; True when the relay took it."""
+    try:
+        send(services.settings, letter, address)
+        sent: datetime | None = utcnow()
+    except MailNotSent as exc:
+        log.warning("completion link e-mail not sent", extra={"task": task_id, "error": str(exc)})
+        sent = None
+    record = communication(letter, task_id=task_id, patient=patient, sent=sent)
+    with services.db.transaction() as session:
+        ((_, stored),) = ResourceRepository(session, COMMUNICATION).create_many([(record, None, {})])
+    audit.note("Communication", stored.id, patient)
+    return sent is not None
 
 
 def open_link(services: Services, token: str, *, now: datetime | None = None) -> OpenLink:

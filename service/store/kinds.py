@@ -29,6 +29,7 @@ from service.store.filters import (
 from service.store.models import (
     AuditEventEntity,
     AuditEventRow,
+    CommunicationRow,
     FlagRow,
     GroupMember,
     GroupRow,
@@ -727,4 +728,45 @@ TASK = ResourceKind(
     index=_index_task,
     compartment=lambda row: _patient_of(row),
     patient_column=_subject_patient_column(TaskRow),
+)
+
+
+# Communication -------------------------------------------------------------------------------------------
+
+
+def _index_communication(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, CommunicationRow)
+    row.status = str(resource.get("status", ""))
+    row.subject_type, row.subject_id = split_reference(resource.get("subject"))
+    based_on = [split_reference(ref) for ref in resource.get("basedOn") or ()]
+    row.based_on_id = next((rid for rtype, rid in based_on if rtype == "Task"), None)
+    row.sent_low, row.sent_high = _date_columns(resource.get("sent"), "Communication.sent")
+
+
+COMMUNICATION = ResourceKind(
+    resource_type="Communication",
+    model=CommunicationRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient the message was about", "Patient"),
+            "subject": SearchParamDef("subject", "reference", "The subject of the message"),
+            "based-on": SearchParamDef("based-on", "reference", "The Task the message was sent for", "Task"),
+            "status": SearchParamDef("status", "token", "completed (sent) | stopped (not sent)"),
+            "sent": SearchParamDef("sent", "date", "When the message was sent"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(CommunicationRow),
+        "patient": reference_filter(CommunicationRow.subject_type, CommunicationRow.subject_id),
+        "subject": reference_filter(CommunicationRow.subject_type, CommunicationRow.subject_id),
+        "based-on": typed_reference_filter(CommunicationRow.based_on_id, "Task"),
+        "status": token_filter(CommunicationRow.status),
+        "sent": date_filter(CommunicationRow.sent_low, CommunicationRow.sent_high),
+    },
+    sort_columns={"_lastUpdated": CommunicationRow.last_updated},
+    index=_index_communication,
+    compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(CommunicationRow),
 )

@@ -482,6 +482,26 @@ class TaskInvitation(Base):
     # Whom the link was sent to, as the audit names them (never an address).
     invitee: Mapped[str] = mapped_column(String(256))
     response_id: Mapped[str | None] = mapped_column(String(64))  # the in-progress response the page saves to
+    # The e-mail address given with $invite, kept only while e-mailed reminders remain to be sent (then erased).
+    address: Mapped[str | None] = mapped_column(String(320))
+
+
+class CommunicationRow(ResourceRow):
+    """A record of each message the service sent about a Task (an invitation or reminder e-mail): never its text."""
+
+    __tablename__ = "communication"
+    __table_args__ = (
+        Index("ix_communication_subject", "subject_id", "subject_type", "pk"),
+        Index("ix_communication_based_on", "based_on_id"),
+        Index("ix_communication_updated", "last_updated", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(24))
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    based_on_id: Mapped[str | None] = mapped_column(String(64))  # the Task
+    sent_low: Mapped[datetime | None]
+    sent_high: Mapped[datetime | None]
 
 
 class TaskNotice(Base):

@@ -72,6 +72,7 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Measure",
         "MeasureReport",
         "Task",
+        "Communication",
     }
     task = resources["Task"]
     assert {p["name"] for p in task["searchParam"]} == {

@@ -150,3 +150,29 @@ def test_invite_is_refused_for_closed_unknown_or_unreachable_tasks(fhir: Fhir, k
     closed = fhir.post(f"Task/{task_id}/$invite", {"resourceType": "Parameters"})
     assert closed.status_code == 422
     assert closed.get_json()["issue"][0]["code"] == "business-rule"
+
+
+PHQ9 = "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
+
+
+def test_a_phq9_answered_through_the_link_is_scored_and_its_observations_stored(fhir: Fhir, app: Flask) -> None:
+    from service.questionnaires import load_library
+
+    load_library(app.web.services, app.web.services.settings.questionnaires_dir)
+    task_id = fhir.create(task(questionnaire=PHQ9, due=None, start=None))["id"]
+    path = _invite(fhir, task_id)
+    page = fhir.client.get(path).get_data(as_text=True)
+    assert "Little interest or pleasure in doing things" in page  # the instrument's own wording
+    # Items 1-9 (field i-1 .. i-9) scored 1,1,0,1,0,0,0,0,0 by option position: a total of 3.
+    answers = {f"i-{n}": str(w) for n, w in enumerate([1, 1, 0, 1, 0, 0, 0, 0, 0], start=1)}
+    finished = fhir.client.post(path, data={"screen": "0", "action": "finish", **answers})
+    assert finished.status_code == 303, finished.get_data(as_text=True)
+    done = fhir.get(f"Task/{task_id}").get_json()
+    reference = done["output"][0]["valueReference"]["reference"]
+    total = fhir.get(f"Observation?derived-from={reference}&code=http://loinc.org|44261-6").get_json()
+    assert total["total"] == 1
+    observation = total["entry"][0]["resource"]
+    assert observation.get("valueInteger", observation.get("valueQuantity", {}).get("value")) == 3
+    stored = fhir.get(reference).get_json()
+    score = next(i for i in stored["item"] if i["linkId"] == "/44261-6")
+    assert score["answer"][0]["valueInteger"] == 3

@@ -34,6 +34,7 @@ from service.auth.tokens import TokenVerifier
 from service.config import Settings, package_version
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
+from service.invitations.tasks import task_counts
 from service.observability import Metrics, configure_logging, request_id
 from service.outcomes.library import load_measures
 from service.questionnaires import load_library
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     services = build_services(settings)
     metrics = Metrics()
     metrics.auth_disabled.set(1 if settings.auth_mode == "none" else 0)
+    metrics.watch_tasks(lambda: task_counts(services))
     app.web = Web(
         services=services,
         access=access_policy(settings),

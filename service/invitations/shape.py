@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -117,3 +118,40 @@ def completed(task: Mapping[str, Any], response_id: str, when: datetime) -> dict
 def with_status(task: Mapping[str, Any], status: str, reason: str, when: datetime) -> dict[str, Any]:
     """The Task moved to another status by the service (expired: failed), saying why."""
     return {**task, "status": status, "statusReason": {"text": reason}, "lastModified": instant_text(when)}
+
+
+# who has not answered -------------------------------------------------------------------------------------
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRequest:
+    """An open Task as the clinician sees it: what was asked, when the link went out, reminders, the due date."""
+
+    task_id: str
+    title: str  # the instrument's short title, e.g. PHQ-9
+    asked: datetime  # authoredOn (or when stored)
+    sent: datetime | None  # when the current link was made
+    reminded: tuple[datetime, ...]
+    due: datetime | None  # restriction.period.end
+
+    def overdue(self, now: datetime) -> bool:
+        return self.due is not None and self.due < now
+
+
+def _day(value: datetime, now: datetime) -> str:
+    text = f"{value.day} {MONTHS[value.month - 1]}"
+    return text if value.year == now.year else f"{text} {value.year}"
+
+
+def request_text(request: OpenRequest, now: datetime) -> str:
+    """'PHQ-9 sent 2 Dec, reminded 9 Dec, not yet answered' (overdue since the due date, when past it)."""
+    parts = [f"{request.title} {'sent' if request.sent else 'requested'} {_day(request.sent or request.asked, now)}"]
+    if request.reminded:
+        parts.append("reminded " + " and ".join(_day(moment, now) for moment in request.reminded))
+    parts.append("not yet answered")
+    text = ", ".join(parts)
+    if request.due is not None and request.overdue(now):
+        text += f" (due {_day(request.due, now)})"
+    return text

@@ -12,22 +12,33 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from service import audit
 from service.auth.access import Grant
+from service.cds.measures import instrument_label
+from service.fhir import jsonio
 from service.fhir.dates import DateOutOfRange, InvalidDate, date_range
-from service.fhir.errors import Unprocessable
+from service.fhir.errors import Forbidden, NotFound, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.versions import StoredVersion
-from service.invitations.shape import OPEN_STATUSES, check_task, completed, patient_of, questionnaire_of
+from service.invitations.shape import (
+    OPEN_STATUSES,
+    OpenRequest,
+    check_task,
+    completed,
+    due_date,
+    patient_of,
+    questionnaire_of,
+)
+from service.resources import parse_search, search
 from service.services import Services
 from service.store import outbox
 from service.store import questionnaires as store_questionnaires
 from service.store.access import check_body
 from service.store.kinds import TASK, split_reference
-from service.store.models import TaskRow
+from service.store.models import TaskInvitation, TaskNotice, TaskRow
 from service.store.repository import ResourceRepository
 from service.subscriptions.topics import QUESTIONNAIRE_TASK, TASK_EVENT_SYSTEM
 from service.writes import (
@@ -171,3 +182,80 @@ def task_event(
         "codes": orjson.dumps([[TASK_EVENT_SYSTEM, trigger]]).decode(),
         "dispatched": False,
     }
+
+
+# who has not answered -------------------------------------------------------------------------------------
+
+
+def open_requests(services: Services, patient: str, grant: Grant) -> list[OpenRequest]:
+    """The person's open Tasks asking for a Questionnaire, oldest first, each with when its link went out and when
+    it was reminded: read within ``grant`` (a caller who may not see Tasks sees none) and noted for the audit."""
+    try:
+        request = parse_search(
+            services,
+            "Task",
+            [("patient", patient), ("status", ",".join(OPEN_STATUSES)), ("_count", "100")],
+            strict=True,
+        )
+        found = search(services, "Task", request, grant)
+    except (Forbidden, NotFound):
+        return []
+    tasks = [jsonio.loads_object(body) for _, body in found.matches]
+    ids = [str(task["id"]) for task in tasks]
+    with services.db.read_session() as session:
+        sent = dict(
+            session.execute(
+                select(TaskInvitation.task_id, TaskInvitation.created_at).where(TaskInvitation.task_id.in_(ids))
+            ).all()
+        )
+        reminded: dict[str, list[datetime]] = {}
+        for task_id, moment in session.execute(
+            select(TaskNotice.task_id, TaskNotice.sent_at)
+            .where(TaskNotice.task_id.in_(ids), TaskNotice.notice.like("reminder-%"))
+            .order_by(TaskNotice.sent_at)
+        ):
+            reminded.setdefault(task_id, []).append(moment)
+        titles = {}
+        for task in tasks:
+            canonical = str(questionnaire_of(task))
+            row = store_questionnaires.resolve_questionnaire(session, canonical, services.settings.base_url)
+            resource = jsonio.loads_object(row.resource_json.encode()) if row and row.resource_json else None
+            titles[task["id"]] = instrument_label(resource, canonical.partition("|")[0]) if resource else canonical
+    requests = []
+    for task in tasks:
+        task_id = str(task["id"])
+        audit.note("Task", task_id, patient)
+        requests.append(
+            OpenRequest(
+                task_id=task_id,
+                title=titles[task_id],
+                asked=_moment(task.get("authoredOn")) or _stored_at(task),
+                sent=sent.get(task_id),
+                reminded=tuple(reminded.get(task_id, ())),
+                due=_moment(due_date(task), end=True),
+            )
+        )
+    return sorted(requests, key=lambda r: r.asked)
+
+
+def _moment(value: Any, *, end: bool = False) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        low, high = date_range(value)
+    except (InvalidDate, DateOutOfRange):
+        return None
+    return high if end else low
+
+
+def _stored_at(task: Mapping[str, Any]) -> datetime:
+    return _moment((task.get("meta") or {}).get("lastUpdated")) or datetime.min
+
+
+def task_counts(services: Services) -> dict[str, int]:
+    """How many Tasks asking for a Questionnaire there are, by status (for /metrics)."""
+    with services.db.read_session() as session:
+        rows = session.execute(
+            select(TaskRow.status, func.count()).where(TaskRow.deleted.is_(False)).group_by(TaskRow.status)
+        ).all()
+    return {str(status): int(count) for status, count in rows}

@@ -176,3 +176,15 @@ def test_a_phq9_answered_through_the_link_is_scored_and_its_observations_stored(
     stored = fhir.get(reference).get_json()
     score = next(i for i in stored["item"] if i["linkId"] == "/44261-6")
     assert score["answer"][0]["valueInteger"] == 3
+
+
+def test_metrics_give_tasks_by_status_and_the_completion_rate(fhir: Fhir, task_id: str) -> None:
+    fhir.create(task(due=None, start=None))  # a second request, not answered
+    cancelled = fhir.create(task(due=None, start=None))
+    assert fhir.put(f"Task/{cancelled['id']}", {**cancelled, "status": "cancelled"}).status_code == 200
+    fhir.create(builders.response(basedOn=[{"reference": f"Task/{task_id}"}]))
+    text = fhir.client.get("/metrics").get_data(as_text=True)
+    assert 'proms_tasks{status="completed"} 1.0' in text
+    assert 'proms_tasks{status="requested"} 1.0' in text
+    assert 'proms_tasks{status="cancelled"} 1.0' in text
+    assert "proms_task_completion_ratio 0.5" in text  # one of the two not withdrawn

@@ -422,6 +422,13 @@ def requests_card(patient: PatientData, settings: CardSettings) -> Card:
         detail="Measures this person was asked to complete (Task), not yet answered:\n\n"
         + "\n".join(f"- {markdown_text(text)}" for text in texts),
         source=settings.source,
+        links=(
+            _app_link(
+                "Open in Recovery PROMs",
+                settings,
+                {"patient": patient.patient_id, "tasks": [r.task_id for r in patient.requests]},
+            ),
+        ),
     )
 
 

@@ -202,14 +202,14 @@ def open_link(services: Services, token: str, *, now: datetime | None = None) ->
         patient = patient_of(task)
         assert patient is not None
         audit.note("Task", invitation.task_id, patient)
-        draft_id = invitation.response_id
-        draft = None
+        draft_id, draft = invitation.response_id, None
         if draft_id is not None:
+            # The answers saved so far, while they are still an in-progress response (else a new one is started).
             stored = ResourceRepository(session, QUESTIONNAIRE_RESPONSE).current(draft_id)
             if stored is not None and not stored.deleted and stored.json is not None:
                 draft = jsonio.loads_object(stored.json)
-                if draft.get("status") != "in-progress":
-                    draft_id, draft = None, None
+            if draft is None or draft.get("status") != "in-progress":
+                draft_id, draft = None, None
     questionnaire = resolve_questionnaire(
         services, {"status": "in-progress", "questionnaire": questionnaire_of(task)}
     ).resource

@@ -188,3 +188,14 @@ def test_metrics_give_tasks_by_status_and_the_completion_rate(fhir: Fhir, task_i
     assert 'proms_tasks{status="requested"} 1.0' in text
     assert 'proms_tasks{status="cancelled"} 1.0' in text
     assert "proms_task_completion_ratio 0.5" in text  # one of the two not withdrawn
+
+
+def test_a_saved_draft_deleted_meanwhile_is_not_brought_back(fhir: Fhir, task_id: str) -> None:
+    path = _invite(fhir, task_id)
+    fhir.client.post(path, data={"screen": "0", "action": "save", "i-0": "2"})
+    (draft,) = fhir.get("QuestionnaireResponse?status=in-progress").get_json()["entry"]
+    assert fhir.delete(f"QuestionnaireResponse/{draft['resource']['id']}").status_code == 200
+    assert 'value="2"' not in fhir.client.get(path).get_data(as_text=True)
+    assert fhir.client.post(path, data={"screen": "0", "action": "finish", "i-0": "5"}).status_code == 303
+    assert fhir.get(f"QuestionnaireResponse/{draft['resource']['id']}").status_code == 410
+    assert fhir.get(f"Task/{task_id}").get_json()["status"] == "completed"

@@ -205,6 +205,7 @@ class Settings:
     # Completion links (docs/invitations.md): reminders, in days after the link was made, while the Task is open;
     # Tasks made by the worker when a measure falls due (PROMS_SCHEDULE); e-mail sent by the service itself.
     reminders: tuple[int, ...] = ()
+    link_show_score: bool = False  # the thank-you page shows the person their score (off: a plain thank-you)
     auto_tasks: bool = False
     smtp_host: str | None = None  # none: the service sends no e-mail (the EHR delivers links itself)
     smtp_port: int = 587
@@ -349,6 +350,7 @@ class Settings:
             schedule=_schedule(env.get("PROMS_SCHEDULE")),
             reminders=_days(env, "PROMS_REMINDERS"),
             auto_tasks=_switch(env, "PROMS_AUTO_TASKS"),
+            link_show_score=_switch(env, "PROMS_LINK_SHOW_SCORE"),
             smtp_host=env.get("PROMS_SMTP_HOST") or None,
             smtp_port=_optional_port(env, "PROMS_SMTP_PORT") or defaults.smtp_port,
             smtp_username=env.get("PROMS_SMTP_USERNAME") or None,

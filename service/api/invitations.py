@@ -31,7 +31,7 @@ from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, FhirError
 from service.invitations import links
 from service.invitations.mail import DEFAULT_LANGUAGE
-from service.invitations.page import carried_fields, fill_from_response, screens
+from service.invitations.page import carried_fields, fill_from_response, scores_of, screens
 
 blueprint = Blueprint("invitations", __name__)
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
@@ -178,7 +178,7 @@ def _step(token: str, link: links.OpenLink, screen: int, action: str) -> Respons
     )
     response["status"] = "completed" if finishing else "in-progress"
     try:
-        links.save_answers(services(), link, response)
+        result = links.save_answers(services(), link, response)
     except FhirError as exc:
         if exc.status not in (400, 422):
             raise
@@ -191,6 +191,9 @@ def _step(token: str, link: links.OpenLink, screen: int, action: str) -> Respons
         errors = [(item, message) for item in walk(submitted.items) if item.enabled for message in item.errors]
         return _render(link, submitted.items, _first_screen_with_errors(submitted.items), 422, errors=errors,
                        general=general)  # fmt: skip
+    if finishing and services().settings.link_show_score:
+        # Shown once, in answer to the finishing POST: a score never travels in a URL.
+        return _page("answer/thanks.html", 200, scores=scores_of(link.questionnaire, result.stored.resource()))
     if finishing:
         return redirect(url_for("invitations.thanks"), code=303)  # type: ignore[return-value]
     return _next(token, screen, action)

@@ -84,3 +84,22 @@ def carried_fields(items: list[FormItem]) -> list[tuple[str, str]]:
             if item.other:
                 fields.append((item.name + OTHER_SUFFIX, item.other))
     return fields
+
+
+def _items(items: Any) -> Iterator[Mapping[str, Any]]:
+    for item in items or ():
+        if isinstance(item, Mapping):
+            yield item
+            yield from _items(item.get("item"))
+
+
+def scores_of(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The scores the service computed into a stored response ((label, value) of each answered readOnly item): what
+    the thank-you page shows when the organisation turns that on (PROMS_LINK_SHOW_SCORE)."""
+    labels = {str(item.get("linkId")): str(item.get("text") or item.get("linkId")) for item in
+              _items(questionnaire.get("item")) if item.get("readOnly") is True}  # fmt: skip
+    found = []
+    for link_id, answers in _answers_by_link_id(response.get("item")):
+        if link_id in labels and answers and (value := _value_text(answers[0])) is not None:
+            found.append((labels[link_id], value))
+    return found

@@ -199,3 +199,61 @@ def test_a_saved_draft_deleted_meanwhile_is_not_brought_back(fhir: Fhir, task_id
     assert fhir.client.post(path, data={"screen": "0", "action": "finish", "i-0": "5"}).status_code == 303
     assert fhir.get(f"QuestionnaireResponse/{draft['resource']['id']}").status_code == 410
     assert fhir.get(f"Task/{task_id}").get_json()["status"] == "completed"
+
+
+def test_a_long_form_is_asked_one_group_per_screen_and_stored_whole(fhir: Fhir) -> None:
+    groups = [
+        {
+            "linkId": f"g{g}",
+            "type": "group",
+            "text": f"Part {g + 1}",
+            "item": [{"linkId": f"g{g}q{q}", "type": "integer", "text": f"Question {g + 1}.{q + 1}"} for q in range(5)],
+        }
+        for g in range(3)
+    ]
+    fhir.create(builders.questionnaire(url="http://proms.test/Questionnaire/long", item=groups))
+    task_id = fhir.create(task(questionnaire="http://proms.test/Questionnaire/long|1.0.0", due=None, start=None))["id"]
+    path = _invite(fhir, task_id)
+    first = fhir.client.get(path).get_data(as_text=True)
+    assert "Part 1 of 3" in first and "Question 1.1" in first and "Question 2.1" not in first
+    step = fhir.client.post(path, data={"screen": "0", "action": "next", **{f"i-0-{q}": str(q) for q in range(5)}})
+    assert step.status_code == 303 and step.headers["Location"].endswith("screen=1")
+    second = fhir.client.get(f"{path}?screen=1").get_data(as_text=True)
+    assert "Question 2.1" in second and "Question 1.1" not in second
+    assert '<input type="hidden" name="i-0-4" value="4">' in second  # the first screen's answers travel along
+    assert fhir.get("QuestionnaireResponse?status=in-progress").get_json()["total"] == 1
+    carried = {f"i-0-{q}": str(q) for q in range(5)}
+    fhir.client.post(path, data={"screen": "1", "action": "next", **carried, **{f"i-1-{q}": "1" for q in range(5)}})
+    last = fhir.client.get(f"{path}?screen=2").get_data(as_text=True)
+    assert "Finish and send" in last and "Save and continue" not in last
+    answers = {**carried, **{f"i-1-{q}": "1" for q in range(5)}, **{f"i-2-{q}": "2" for q in range(5)}}
+    assert fhir.client.post(path, data={"screen": "2", "action": "finish", **answers}).status_code == 303
+    done = fhir.get(f"Task/{task_id}").get_json()
+    stored = fhir.get(done["output"][0]["valueReference"]["reference"]).get_json()
+    assert [len(group["item"]) for group in stored["item"]] == [5, 5, 5]
+    assert stored["item"][0]["item"][4]["answer"] == [{"valueInteger": 4}]
+
+
+def test_the_score_is_shown_only_when_the_organisation_turns_that_on(
+    fhir: Fhir, app: Flask, settings: Any, keys: Keys
+) -> None:
+    from service.app import create_app
+    from service.questionnaires import load_library
+
+    load_library(app.web.services, app.web.services.settings.questionnaires_dir)
+    answers = {f"i-{n}": str(w) for n, w in enumerate([1, 1, 0, 1, 0, 0, 0, 0, 0], start=1)}
+    plain = fhir.client.post(_invite(fhir, fhir.create(task(questionnaire=PHQ9, due=None, start=None))["id"]),
+                             data={"action": "finish", **answers})  # fmt: skip
+    assert plain.status_code == 303
+    assert "score" not in fhir.client.get(plain.headers["Location"]).get_data(as_text=True).lower()
+    showing = create_app(settings.with_(link_show_score=True))
+    try:
+        client = Fhir(showing.test_client()).as_token(keys.token())
+        path = _invite(client, client.create(task(questionnaire=PHQ9, due=None, start=None))["id"])
+        shown = client.client.post(path, data={"action": "finish", **answers})
+        assert shown.status_code == 200
+        page = shown.get_data(as_text=True)
+        assert "Your score" in page and "<dd>3</dd>" in page
+        assert shown.headers["Cache-Control"] == "no-store"
+    finally:
+        showing.web.services.db.dispose()

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import dev_launch
 from service.api import (
     bulk,
+    bundles,
     cds_hooks,
     conformance,
     dev_ehr,
@@ -110,7 +111,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
                 conditional_create=False,
             ),
         ],
-        system_interactions=[],
+        system_interactions=["batch", "transaction"],
         security=smart.security_statement(settings) if settings.auth_mode == "jwt" else None,
         instantiates=[
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
@@ -245,6 +246,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     _request_hooks(app, settings, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)
+    bundles.init_app(app)
     response_operations.init_app(app)
     measures.init_app(app)
     conformance.init_app(app)

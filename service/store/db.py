@@ -9,6 +9,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,10 @@ def _unavailable_as_503() -> Iterator[None]:
         raise DatabaseUnavailable() from exc
 
 
+# The transaction every unit of work of this context joins (see Database.one_transaction), with its database.
+_enclosing: ContextVar[tuple[Database, Session] | None] = ContextVar("enclosing_transaction", default=None)
+
+
 class Database:
     """Owns the engine and hands out sessions; nothing module-level, one per app."""
 
@@ -272,7 +277,21 @@ class Database:
 
         Transactions may commit in groups (see GroupCommit): on SQLite all of them, on PostgreSQL those that only
         insert (``append_only``). Either way the block's writes are committed, or the block fails, before this
-        returns, as for a transaction of its own."""
+        returns, as for a transaction of its own. Inside ``one_transaction`` the block is a savepoint of the
+        enclosing transaction instead, committed (or not) with it."""
+        enclosing = self._enclosing()
+        if enclosing is not None:
+            with _unavailable_as_503():
+                savepoint = enclosing.begin_nested()
+                try:
+                    yield enclosing
+                except BaseException:
+                    if savepoint.is_active:
+                        savepoint.rollback()
+                    raise
+                if savepoint.is_active:
+                    savepoint.commit()
+            return
         with _unavailable_as_503():
             if self.dialect == "sqlite" or append_only:
                 with self._groups.transaction() as session:
@@ -283,8 +302,31 @@ class Database:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
+        """A session to read with; inside ``one_transaction`` the enclosing one (it sees what was written)."""
+        enclosing = self._enclosing()
+        if enclosing is not None:
+            yield enclosing
+            return
         with _unavailable_as_503(), self._sessions() as session:
             yield session
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[Session]:
+        """Every unit of work begun in this context within the block (``transaction``, ``read_session``) joins one
+        transaction, each write in a savepoint of its own: all of it is committed when the block ends, or none
+        of it if the block raises. What a FHIR transaction Bundle runs its entries in."""
+        if self._enclosing() is not None:
+            raise RuntimeError("one_transaction does not nest")
+        with self.transaction() as session:
+            token = _enclosing.set((self, session))
+            try:
+                yield session
+            finally:
+                _enclosing.reset(token)
+
+    def _enclosing(self) -> Session | None:
+        found = _enclosing.get()
+        return found[1] if found is not None and found[0] is self else None
 
     def pool_figures(self) -> PoolFigures:
         pool = self.engine.pool

@@ -124,6 +124,17 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
     return statement
 
 
+def build_smart_configuration(settings: Settings) -> dict[str, Any] | None:
+    """SMART discovery, with the scopes that allow what is served (resources.SERVED); None without authentication."""
+    if settings.auth_mode != "jwt":
+        return None
+    served = {
+        name: smart.ScopedType(served.interactions, served.kind.compartment is not None)
+        for name, served in SERVED.items()
+    }
+    return smart.smart_configuration(settings, smart.resource_scopes(served))
+
+
 def _declare_exports_and_topics(statement: dict[str, Any]) -> None:
     """Bulk export at system and Patient level, and the topics a Subscription can name."""
     rest = statement["rest"][0]
@@ -238,6 +249,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         capability_statement=build_capability_statement(settings),
         cds_verifier=cds_hooks.cds_verifier(settings),
         throttle=AuthFailureThrottle(settings),
+        smart_configuration=build_smart_configuration(settings),
     )
     if settings.trusted_proxies:
         # The client's address (audit, throttle) from X-Forwarded-For, as set by that many trusted proxies.

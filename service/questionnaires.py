@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_issues
 from pathlib import Path
 from typing import Any
 
+from service import definitions
 from service.auth.access import UNRESTRICTED, Grant
 from service.definitions import definition_files
 from service.fhir import jsonio
@@ -14,7 +16,6 @@ from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.fhir.versions import StoredVersion
-from service.scoring import compile_questionnaire
 from service.services import Services
 from service.store import questionnaires as store
 from service.store.access import check_body
@@ -38,8 +39,9 @@ PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
 SCORING_ELEMENTS = ("url", "version", "item", "contained", "extension")
 
 
-def check_definition(resource: Mapping[str, Any]) -> None:
-    """What every stored Questionnaire must be: a publication status, a canonical url, expressions that compile."""
+def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
+    """What every stored Questionnaire must be: a publication status (else 400), then the definition check that
+    `proms questionnaires check` makes (its errors refuse the write with 422, each one listed); the warnings."""
     status = resource.get("status")
     if status not in PUBLICATION_STATUSES:
         raise BadRequest(
@@ -50,20 +52,12 @@ def check_definition(resource: Mapping[str, Any]) -> None:
                 "Questionnaire.status",
             )
         )
-    scoring_errors = [issue for issue in compile_questionnaire(resource) if issue.is_error]
-    if scoring_errors:
+    issues = definitions.check_definition(resource)
+    errors = [issue for issue in issues if issue.is_error]
+    if errors:
         # A definition that cannot be scored would reject every response submitted to it.
-        raise Unprocessable(scoring_errors)
-    if not resource.get("url"):
-        raise Unprocessable(
-            Issue(
-                "error",
-                "required",
-                "Questionnaire.url is required here: responses name their Questionnaire by its canonical "
-                "url (and version)",
-                "Questionnaire.url",
-            )
-        )
+        raise Unprocessable(errors)
+    return issues
 
 
 def _check_still_editable(resource_id: str, current: Mapping[str, Any] | None, proposed: Mapping[str, Any]) -> None:
@@ -87,8 +81,9 @@ def publish_questionnaire(
     services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
 ) -> WriteResult:
     """POST Questionnaire."""
-    check_definition(resource)
-    return create(services, QUESTIONNAIRE, resource, grant, patient=None, if_none_exist=if_none_exist)
+    warnings = check_definition(resource)
+    result = create(services, QUESTIONNAIRE, resource, grant, patient=None, if_none_exist=if_none_exist)
+    return result if result.existing else replace_issues(result, issues=warnings)
 
 
 def update_questionnaire(
@@ -97,14 +92,15 @@ def update_questionnaire(
     """PUT Questionnaire/{id}: a draft changes freely; an active one only in what scoring does not depend on."""
     check_update_id(QUESTIONNAIRE, resource_id, resource)
     check_body(QUESTIONNAIRE, grant, None)
-    check_definition(resource)
+    warnings = check_definition(resource)
     with refusing_conflicts(QUESTIONNAIRE), services.db.transaction() as session:
         row = row_to_update(session, services, QUESTIONNAIRE, resource_id, grant, if_match=if_match)
         if row is None:
             _, stored = insert(session, services, QUESTIONNAIRE, resource, grant, resource_id=resource_id)
-            return WriteResult(stored, created=True)
+            return WriteResult(stored, created=True, issues=warnings)
         _check_still_editable(resource_id, current_resource(row), resource)
-        return WriteResult(replace(session, services, QUESTIONNAIRE, row, resource, grant), created=False)
+        stored = replace(session, services, QUESTIONNAIRE, row, resource, grant)
+        return WriteResult(stored, created=False, issues=warnings)
 
 
 def delete_questionnaire(services: Services, resource_id: str, grant: Grant) -> StoredVersion | None:

@@ -70,6 +70,16 @@ OPERATIONS = {
     "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
     "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
 }
+# What a client should know about a type beyond its interactions and search parameters.
+DOCUMENTATION = {
+    "Questionnaire": "Create and update make the definition check of `proms questionnaires check`: expressions, "
+    "weights, declared ranges and score bands (overlapping, or leaving scores in no band); errors are a 422 listing "
+    "each one, warnings (no licence, name or title) pass.",
+    "Observation": "Derived from scored responses: a panel and one Observation per score, its band in "
+    "interpretation and every band of the score in referenceRange (inclusive low and high, the band's name as text).",
+    "AuditEvent": "Every resource and patient an access named is indexed: entity=Flag/{id} finds who read a safety "
+    "flag, patient (or entity=Patient/{id}) every access to a person's data. type and subtype are the interaction.",
+}
 
 
 def build_capability_statement(settings: Settings) -> dict[str, Any]:
@@ -85,6 +95,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
                 served.kind.capabilities,
                 conditional_create="create" in served.interactions,
                 operations=OPERATIONS.get(name, ()),
+                documentation=DOCUMENTATION.get(name),
             )
             for name, served in SERVED.items()
         ]

@@ -173,3 +173,18 @@ def test_an_event_is_indexed_with_one_statement_however_many_entities(
     events = _events(fhir, "type=operation-evaluate-measure")
     assert len(events) == 2 and all(len(_names(event)) >= 4 for event in events)
     assert len(entity_inserts) == 1  # the second report's event: its four or more index rows in one statement
+
+
+def test_the_capability_statement_declares_every_audit_search(fhir: Fhir) -> None:
+    statement = fhir.get("metadata").get_json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    audit = resources["AuditEvent"]
+    params = {p["name"]: p["type"] for p in audit["searchParam"]}
+    assert {name: params[name] for name in ("entity", "patient", "agent", "date", "type", "subtype", "action")} == {
+        "entity": "reference", "patient": "reference", "agent": "token", "date": "date", "type": "token",
+        "subtype": "token", "action": "token",
+    }  # fmt: skip
+    assert params["outcome"] == "token"
+    assert "entity=Flag/{id}" in audit["documentation"]
+    assert "referenceRange" in resources["Observation"]["documentation"]
+    assert "422" in resources["Questionnaire"]["documentation"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
+
 from tests.api.builders import QUESTIONNAIRE_URL, questionnaire, response
 from tests.api.scored import scored_questionnaire
 from tests.conftest import Fhir, load_fixture
@@ -248,3 +250,23 @@ def test_a_definition_without_a_licence_is_stored_with_a_warning(fhir: Fhir) -> 
     (warning,) = created.get_json()["issue"]
     assert warning["severity"] == "warning"
     assert warning["details"]["text"] == "Questionnaire.copyright is missing: state the instrument's licence"
+
+
+def test_a_definition_stored_before_the_check_can_still_be_retired(app: Flask, fhir: Fhir) -> None:
+    from service.auth.access import UNRESTRICTED
+    from service.store.kinds import QUESTIONNAIRE
+    from service.writes import insert
+
+    broken = {**_overlapping_and_unweighted(), "id": "old-one", "status": "active"}
+    services = app.web.services
+    with services.db.transaction() as session:  # as an earlier release stored it, before the check
+        insert(session, services, QUESTIONNAIRE, broken, UNRESTRICTED, resource_id="old-one")
+    retired = fhir.put("Questionnaire/old-one", {**broken, "status": "retired"}, {"Prefer": "return=OperationOutcome"})
+    assert retired.status_code == 200
+    issues = retired.get_json()["issue"]
+    assert any("overlap" in issue["details"]["text"] for issue in issues)
+    assert {issue["severity"] for issue in issues} == {"warning"}  # there before, and not made worse
+    # A change to what the check reads is refused until the definition is put right.
+    fhir.put("Questionnaire/old-one", {**broken, "status": "draft"})
+    changed = fhir.put("Questionnaire/old-one", {**broken, "status": "draft", "item": broken["item"][1:]})
+    assert changed.status_code == 422

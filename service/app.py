@@ -71,6 +71,16 @@ OPERATIONS = {
     "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
     "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
 }
+# What a client should know about a type beyond its interactions and search parameters.
+DOCUMENTATION = {
+    "Questionnaire": "Create and update make the definition check of `proms questionnaires check`: expressions, "
+    "weights, declared ranges and score bands (overlapping, or leaving scores in no band); errors are a 422 listing "
+    "each one, warnings (no licence, name or title) pass.",
+    "Observation": "Derived from scored responses: a panel and one Observation per score, its band in "
+    "interpretation and every band of the score in referenceRange (inclusive low and high, the band's name as text).",
+    "AuditEvent": "Every resource and patient an access named is indexed: entity=Flag/{id} finds who read a safety "
+    "flag, patient (or entity=Patient/{id}) every access to a person's data. type and subtype are the interaction.",
+}
 
 
 def build_capability_statement(settings: Settings) -> dict[str, Any]:
@@ -86,6 +96,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
                 served.kind.capabilities,
                 conditional_create="create" in served.interactions,
                 operations=OPERATIONS.get(name, ()),
+                documentation=DOCUMENTATION.get(name),
             )
             for name, served in SERVED.items()
         ]
@@ -123,6 +134,17 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
     )
     _declare_exports_and_topics(statement)
     return statement
+
+
+def build_smart_configuration(settings: Settings) -> dict[str, Any] | None:
+    """SMART discovery, with the scopes that allow what is served (resources.SERVED); None without authentication."""
+    if settings.auth_mode != "jwt":
+        return None
+    served = {
+        name: smart.ScopedType(served.interactions, served.kind.compartment is not None)
+        for name, served in SERVED.items()
+    }
+    return smart.smart_configuration(settings, smart.resource_scopes(served))
 
 
 def _declare_exports_and_topics(statement: dict[str, Any]) -> None:
@@ -239,6 +261,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         capability_statement=build_capability_statement(settings),
         cds_verifier=cds_hooks.cds_verifier(settings),
         throttle=AuthFailureThrottle(settings),
+        smart_configuration=build_smart_configuration(settings),
     )
     if settings.trusted_proxies:
         # The client's address (audit, throttle) from X-Forwarded-For, as set by that many trusted proxies.

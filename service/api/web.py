@@ -27,6 +27,7 @@ class Web:
     capability_statement: dict[str, Any]
     cds_verifier: TokenVerifier | None  # the CDS clients trusted to call CDS Hooks (None: none)
     throttle: AuthFailureThrottle  # refused authentications, per client address
+    smart_configuration: dict[str, Any] | None = None  # SMART discovery (None: authentication is off)
 
 
 class ServiceApp(Flask):

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import dev_launch
 from service.api import (
     bulk,
+    bundles,
     cds_hooks,
     conformance,
     dev_ehr,
@@ -74,6 +75,16 @@ OPERATIONS = {
     # The service's own: a single-use completion link for the person the Task asks (docs/invitations.md).
     "Task": (("invite", "https://recovery-proms.org/fhir/OperationDefinition/Task-invite"),),
 }
+# What a client should know about a type beyond its interactions and search parameters.
+DOCUMENTATION = {
+    "Questionnaire": "Create and update make the definition check of `proms questionnaires check`: expressions, "
+    "weights, declared ranges and score bands (overlapping, or leaving scores in no band); errors are a 422 listing "
+    "each one, warnings (no licence, name or title) pass.",
+    "Observation": "Derived from scored responses: a panel and one Observation per score, its band in "
+    "interpretation and every band of the score in referenceRange (inclusive low and high, the band's name as text).",
+    "AuditEvent": "Every resource and patient an access named is indexed: entity=Flag/{id} finds who read a safety "
+    "flag, patient (or entity=Patient/{id}) every access to a person's data. type and subtype are the interaction.",
+}
 
 
 def build_capability_statement(settings: Settings) -> dict[str, Any]:
@@ -89,6 +100,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
                 served.kind.capabilities,
                 conditional_create="create" in served.interactions,
                 operations=OPERATIONS.get(name, ()),
+                documentation=DOCUMENTATION.get(name),
             )
             for name, served in SERVED.items()
         ]
@@ -114,7 +126,7 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
                 conditional_create=False,
             ),
         ],
-        system_interactions=[],
+        system_interactions=["batch", "transaction"],
         security=smart.security_statement(settings) if settings.auth_mode == "jwt" else None,
         instantiates=[
             "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
@@ -126,6 +138,17 @@ def build_capability_statement(settings: Settings) -> dict[str, Any]:
     )
     _declare_exports_and_topics(statement)
     return statement
+
+
+def build_smart_configuration(settings: Settings) -> dict[str, Any] | None:
+    """SMART discovery, with the scopes that allow what is served (resources.SERVED); None without authentication."""
+    if settings.auth_mode != "jwt":
+        return None
+    served = {
+        name: smart.ScopedType(served.interactions, served.kind.compartment is not None)
+        for name, served in SERVED.items()
+    }
+    return smart.smart_configuration(settings, smart.resource_scopes(served))
 
 
 def _declare_exports_and_topics(statement: dict[str, Any]) -> None:
@@ -243,6 +266,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         capability_statement=build_capability_statement(settings),
         cds_verifier=cds_hooks.cds_verifier(settings),
         throttle=AuthFailureThrottle(settings),
+        smart_configuration=build_smart_configuration(settings),
         link_throttle=LinkFailureThrottle(settings),
     )
     if settings.trusted_proxies:
@@ -251,6 +275,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     _request_hooks(app, settings, metrics)
     errors.init_app(app)
     fhir_rest.init_app(app)
+    bundles.init_app(app)
     response_operations.init_app(app)
     measures.init_app(app)
     conformance.init_app(app)

@@ -159,6 +159,7 @@ class Settings:
     threads: int = 4
     log_level: str = "INFO"
     max_body_bytes: int = 1_000_000
+    max_bundle_entries: int = 200  # entries of a batch or transaction Bundle; more is a 413
     default_page_size: int = 20
     max_page_size: int = 500
     questionnaires_dir: Path = field(default=PROJECT_ROOT / "questionnaires")
@@ -317,6 +318,7 @@ class Settings:
             threads=_int(env, "PROMS_THREADS", defaults.threads, minimum=1),
             log_level=level,
             max_body_bytes=_int(env, "PROMS_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024),
+            max_bundle_entries=_int(env, "PROMS_MAX_BUNDLE_ENTRIES", defaults.max_bundle_entries, minimum=1),
             default_page_size=_int(env, "PROMS_DEFAULT_PAGE_SIZE", defaults.default_page_size, minimum=1),
             max_page_size=_int(env, "PROMS_MAX_PAGE_SIZE", defaults.max_page_size, minimum=1),
             questionnaires_dir=_path(env, "PROMS_QUESTIONNAIRES_DIR", defaults.questionnaires_dir),

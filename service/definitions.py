@@ -11,7 +11,9 @@ from service.fhir.errors import FhirError
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.scoring import compile_questionnaire, questionnaire_expressions, score_response
+from service.scoring.check import band_problems, declared_bound
 from service.scoring.inputs import score_inputs
+from service.scoring.interpret import bands_of
 
 WEIGHT_URLS = (
     "http://hl7.org/fhir/StructureDefinition/itemWeight",
@@ -33,20 +35,42 @@ def _walk(items: list[Mapping[str, Any]], path: str) -> Iterator[tuple[str, Mapp
         yield from _walk(item.get("item", []), here)
 
 
-def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
-    """Problems with one Questionnaire definition (structure first; the rest only if it parses)."""
+# What a definition shipped in the library must also carry (a stored one may do without: an unversioned draft).
+BUILT_IN_METADATA = ("version", "name", "title")
+
+
+def check_definition(resource: Mapping[str, Any], *, built_in: bool = False) -> list[Issue]:
+    """Every problem with one Questionnaire definition, the one check for ``proms questionnaires check`` and for a
+    Questionnaire a client stores (POST, PUT): its structure first, the rest only if it parses. Errors would make
+    it unusable (no canonical url, duplicate linkIds, unweighted options a score reads, expressions scoring cannot
+    run, score bands that overlap or leave scores in no band, declared ranges the answers do not reach).
+
+    ``built_in``: a definition of the library shipped with the service, which must also state its version, name,
+    title and licence (errors); a client's definition without a name, title or licence gets warnings only.
+    """
     try:
         validate_structure(resource, "Questionnaire")
     except FhirError as exc:
         return exc.issues
     issues: list[Issue] = []
-    for name in ("url", "version", "name", "title", "status"):
-        if not resource.get(name):
-            issues.append(Issue("error", "required", f"Questionnaire.{name} is missing", f"Questionnaire.{name}"))
-    if not resource.get("copyright"):
+    if not resource.get("url"):
         issues.append(
             Issue(
                 "error",
+                "required",
+                "Questionnaire.url is missing: responses name their Questionnaire by its canonical url (and version)",
+                "Questionnaire.url",
+            )
+        )
+    for name in ("status", *(BUILT_IN_METADATA if built_in else ("name", "title"))):
+        if not resource.get(name):
+            text, where = f"Questionnaire.{name} is missing", f"Questionnaire.{name}"
+            required = built_in or name == "status"
+            issues.append(Issue("error" if required else "warning", "required", text, where))
+    if not resource.get("copyright"):
+        issues.append(
+            Issue(
+                "error" if built_in else "warning",
                 "required",
                 "Questionnaire.copyright is missing: state the instrument's licence",
                 "Questionnaire.copyright",
@@ -54,11 +78,31 @@ def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
         )
     issues += _duplicate_link_ids(resource)
     issues += _missing_weights(resource)
-    compiled = compile_questionnaire(resource)
-    issues += compiled
+    issues += compile_questionnaire(resource)
+    ranges: list[Issue] = []
     if not any(issue.is_error for issue in issues):
-        issues += _declared_ranges(resource)
-        issues += _declared_minimum_answers(resource)
+        ranges = _declared_ranges(resource)
+        issues += ranges + _declared_minimum_answers(resource)
+    issues += _score_bands(resource, {issue.link_id for issue in ranges})
+    return issues
+
+
+def _score_bands(resource: Mapping[str, Any], wrong_range: set[str | None]) -> list[Issue]:
+    """Score bands that overlap or leave scores in no band; against the declared minValue and maxValue only where
+    those are right (a wrong one is reported by itself)."""
+    issues = []
+    for path, item in _walk(resource.get("item", []), "Questionnaire"):
+        bands = bands_of(item)
+        if not bands:
+            continue
+        link_id = str(item.get("linkId"))
+        declared = link_id not in wrong_range
+        low = declared_bound(item, MIN_VALUE) if declared else None
+        high = declared_bound(item, MAX_VALUE) if declared else None
+        issues += [
+            Issue("error", "invalid", f"Item {link_id!r}: {problem}", path, link_id)
+            for problem in band_problems(item, list(bands), low=low, high=high)
+        ]
     return issues
 
 
@@ -222,5 +266,5 @@ def check_library(directory: Path) -> list[tuple[Path, Issue]]:
         except FhirError as exc:
             problems.extend((path, issue) for issue in exc.issues)
             continue
-        problems.extend((path, issue) for issue in check_definition(resource))
+        problems.extend((path, issue) for issue in check_definition(resource, built_in=True))
     return problems

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from service.change import Change
-from service.scoring import Score
+from service.scoring import BandRange, Score
 
 BASE = "https://recovery-proms.org/fhir"
 CHANGE_EXTENSION = f"{BASE}/StructureDefinition/reliable-change-result"
@@ -94,6 +95,20 @@ def _score_value(score: Score) -> dict[str, Any]:
     return {"valueQuantity": {"value": score.value, **SCORE_UNIT}}
 
 
+def _quantity(bound: Decimal) -> dict[str, Any]:
+    value: int | float = int(bound) if bound == bound.to_integral_value() else float(bound)
+    return {"value": value, **SCORE_UNIT}
+
+
+def reference_ranges(bands: Sequence[BandRange]) -> list[dict[str, Any]]:
+    """A score's bands as Observation.referenceRange, so that a chart can shade them without the Questionnaire.
+
+    Each band's bounds are inclusive, as the ``score-band`` extension defines them (PHQ-9 "Mild" is 5 to 9, then
+    "Moderate" 10 to 14), and the extension requires both, so every range has a low and a high.
+    """
+    return [{"low": _quantity(band.low), "high": _quantity(band.high), "text": band.band.display} for band in bands]
+
+
 def _change_parts(change: Change | None, reference: Callable[[str], str]) -> tuple[list[dict[str, Any]], list[Any]]:
     if change is None:
         return [], []
@@ -172,6 +187,8 @@ def extract_observations(
         }
         if interpretation or change_interpretation:
             resource["interpretation"] = interpretation + change_interpretation
+        if score.bands:
+            resource["referenceRange"] = reference_ranges(score.bands)
         members.append(Extracted(score.link_id, resource))
 
     scored = {score.link_id for score in scores}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service import definitions
 from service.auth.access import UNRESTRICTED, Grant
 from service.definitions import definition_files
 from service.fhir import jsonio
@@ -14,7 +16,6 @@ from service.fhir.errors import BadRequest, Conflict, FhirError, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.parse import validate_structure
 from service.fhir.versions import StoredVersion
-from service.scoring import compile_questionnaire
 from service.services import Services
 from service.store import questionnaires as store
 from service.store.access import check_body
@@ -38,8 +39,9 @@ PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
 SCORING_ELEMENTS = ("url", "version", "item", "contained", "extension")
 
 
-def check_definition(resource: Mapping[str, Any]) -> None:
-    """What every stored Questionnaire must be: a publication status, a canonical url, expressions that compile."""
+def check_definition(resource: Mapping[str, Any]) -> list[Issue]:
+    """What every stored Questionnaire must be: a publication status (else 400), then the definition check that
+    `proms questionnaires check` makes; its problems (``refuse_errors`` decides about the errors)."""
     status = resource.get("status")
     if status not in PUBLICATION_STATUSES:
         raise BadRequest(
@@ -50,20 +52,20 @@ def check_definition(resource: Mapping[str, Any]) -> None:
                 "Questionnaire.status",
             )
         )
-    scoring_errors = [issue for issue in compile_questionnaire(resource) if issue.is_error]
-    if scoring_errors:
-        # A definition that cannot be scored would reject every response submitted to it.
-        raise Unprocessable(scoring_errors)
-    if not resource.get("url"):
-        raise Unprocessable(
-            Issue(
-                "error",
-                "required",
-                "Questionnaire.url is required here: responses name their Questionnaire by its canonical "
-                "url (and version)",
-                "Questionnaire.url",
-            )
-        )
+    return definitions.check_definition(resource)
+
+
+def refuse_errors(issues: list[Issue], current: Mapping[str, Any] | None, proposed: Mapping[str, Any]) -> list[Issue]:
+    """Refuse a definition with errors (422, each one listed), since it could not be used as it should: a definition
+    that cannot be scored would reject every response submitted to it. Except where the change leaves every element
+    the check reads as it was stored (retiring an old definition, correcting its title): the errors were there
+    before and stay there whether or not this change is made, so they are returned as warnings."""
+    errors = [issue for issue in issues if issue.is_error]
+    if not errors:
+        return issues
+    if current is None or any(current.get(name) != proposed.get(name) for name in SCORING_ELEMENTS):
+        raise Unprocessable(errors)
+    return [dataclasses.replace(issue, severity="warning") if issue.is_error else issue for issue in issues]
 
 
 def _check_still_editable(resource_id: str, current: Mapping[str, Any] | None, proposed: Mapping[str, Any]) -> None:
@@ -87,8 +89,9 @@ def publish_questionnaire(
     services: Services, resource: dict[str, Any], grant: Grant, *, if_none_exist: str | None = None
 ) -> WriteResult:
     """POST Questionnaire."""
-    check_definition(resource)
-    return create(services, QUESTIONNAIRE, resource, grant, patient=None, if_none_exist=if_none_exist)
+    warnings = refuse_errors(check_definition(resource), None, resource)
+    result = create(services, QUESTIONNAIRE, resource, grant, patient=None, if_none_exist=if_none_exist)
+    return result if result.existing else dataclasses.replace(result, issues=warnings)
 
 
 def update_questionnaire(
@@ -97,14 +100,18 @@ def update_questionnaire(
     """PUT Questionnaire/{id}: a draft changes freely; an active one only in what scoring does not depend on."""
     check_update_id(QUESTIONNAIRE, resource_id, resource)
     check_body(QUESTIONNAIRE, grant, None)
-    check_definition(resource)
+    issues = check_definition(resource)  # before the transaction: it scores extreme answers
     with refusing_conflicts(QUESTIONNAIRE), services.db.transaction() as session:
         row = row_to_update(session, services, QUESTIONNAIRE, resource_id, grant, if_match=if_match)
         if row is None:
+            warnings = refuse_errors(issues, None, resource)
             _, stored = insert(session, services, QUESTIONNAIRE, resource, grant, resource_id=resource_id)
-            return WriteResult(stored, created=True)
-        _check_still_editable(resource_id, current_resource(row), resource)
-        return WriteResult(replace(session, services, QUESTIONNAIRE, row, resource, grant), created=False)
+            return WriteResult(stored, created=True, issues=warnings)
+        current = current_resource(row)
+        _check_still_editable(resource_id, current, resource)
+        warnings = refuse_errors(issues, current, resource)
+        stored = replace(session, services, QUESTIONNAIRE, row, resource, grant)
+        return WriteResult(stored, created=False, issues=warnings)
 
 
 def delete_questionnaire(services: Services, resource_id: str, grant: Grant) -> StoredVersion | None:

@@ -28,6 +28,7 @@ class Web:
     cds_verifier: TokenVerifier | None  # the CDS clients trusted to call CDS Hooks (None: none)
     throttle: AuthFailureThrottle  # refused authentications, per client address
     link_throttle: LinkFailureThrottle  # completion links that open nothing, per client address
+    smart_configuration: dict[str, Any] | None = None  # SMART discovery (None: authentication is off)
 
 
 class ServiceApp(Flask):

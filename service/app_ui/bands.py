@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.scoring.interpret import BandRange
+from service.scoring.results import BandRange
 
 # Least to most severe. The darkest step still contrasts 4.5:1 with the trend line drawn over it.
 RAMP = ("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548")

@@ -19,8 +19,7 @@ from html import escape
 from service.app_ui.bands import band_concern, shades
 from service.app_ui.history import ScorePoint, ScoreSeries, format_date, format_number
 from service.app_ui.profile import ItemRating
-from service.scoring.interpret import BandRange
-from service.scoring.results import Band
+from service.scoring.results import Band, BandRange
 
 FONT_SIZE = 14  # CSS pixels: the SVG is never scaled, so this is the size on every screen
 TOP, PLOT_HEIGHT, BOTTOM = 24, 180, 30

@@ -11,8 +11,8 @@ from typing import Any
 from service.extraction import CHANGE_EXTENSION, INTERPRETATION
 from service.fhir.dates import InvalidDate, date_range
 from service.scoring import extensions as ext
-from service.scoring.interpret import BandRange, band_for, bands_of, decimal_extension, direction_of
-from service.scoring.results import Band
+from service.scoring.interpret import band_for, bands_of, decimal_extension, direction_of
+from service.scoring.results import Band, BandRange
 
 MIN_VALUE = ext.CORE + "minValue"
 MAX_VALUE = ext.CORE + "maxValue"

@@ -20,6 +20,7 @@ class ResourceCapability:
     search: SearchCapabilities
     conditional_create: bool = True
     operations: Sequence[tuple[str, str]] = ()  # (name, OperationDefinition canonical)
+    documentation: str | None = None  # what a client should know beyond the interactions
 
 
 def capability_statement(
@@ -57,6 +58,8 @@ def capability_statement(
                 for param in resource.search.params.values()
             ],
         }
+        if resource.documentation:
+            entry["documentation"] = resource.documentation
         if resource.operations:
             entry["operation"] = [{"name": name, "definition": definition} for name, definition in resource.operations]
         rest_resources.append(entry)

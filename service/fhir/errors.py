@@ -74,6 +74,11 @@ class PreconditionFailed(FhirError):
     default_code = "conflict"
 
 
+class PayloadTooLarge(FhirError):
+    status = 413
+    default_code = "too-costly"
+
+
 class UnsupportedMediaType(FhirError):
     status = 415
     default_code = "not-supported"

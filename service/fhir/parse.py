@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pydantic
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.group import Group
@@ -23,6 +24,7 @@ from service.fhir.issues import Issue
 from service.fhir.plain_shapes import plainly_valid_response
 
 MODELS: Mapping[str, type[FHIRResourceModel]] = {
+    "Bundle": Bundle,
     "Questionnaire": Questionnaire,
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,

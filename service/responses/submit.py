@@ -159,6 +159,7 @@ def submit_response(
     with services.db.read_session() as session:
         previous = _previous(session, row)
     plan = _plan(services, row, stored, questionnaire, checked, previous, {}, {})
+    rows = _new_rows(plan, stored)  # built before the write lock is taken: inside it, only inserts
     try:
         with services.db.transaction() as session:
             if if_none_exist is not None and (found := match(session, services, QR, if_none_exist, grant)):
@@ -166,10 +167,11 @@ def submit_response(
             if store_derived.previous_version_of(session, row) != _identity(previous):
                 # Another response of the same person and instrument was stored meanwhile: compare with it.
                 plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), {}, {})
+                rows = _new_rows(plan, stored)
             complete_open_task(session, row.id, checked.scoring.response, stored.last_updated)
             _insert_audited(session, services, row, stored, grant)
             services.faults.reached("after-response")
-            _write_derived(session, services, plan, stored)
+            _write_derived(session, services, plan, rows)
             services.faults.reached("before-commit")
     except IntegrityError as exc:
         if (found := _held_identifier(services, resource, grant)) is not None:
@@ -206,7 +208,7 @@ def update_response(
             plan = _plan(services, new, stored, questionnaire, checked, _previous(session, new), {}, {})
             complete_open_task(session, new.id, checked.scoring.response, stored.last_updated)
             _insert_audited(session, services, new, stored, grant)
-            _write_derived(session, services, plan, stored)
+            _write_derived(session, services, plan, _new_rows(plan, stored))
             return WriteResult(stored, created=True, issues=checked.warnings)
         assert isinstance(row, QuestionnaireResponseRow)
         complete_open_task(session, row.id, checked.scoring.response, utcnow())
@@ -214,7 +216,7 @@ def update_response(
         observations = _existing(store_derived.derived_from(session, ObservationRow, row.id))
         flags = _existing(store_derived.derived_from(session, FlagRow, row.id))
         plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), observations, flags)
-        _write_derived(session, services, plan, stored)
+        _write_derived(session, services, plan, _new_rows(plan, stored))
         return WriteResult(stored, created=False, issues=checked.warnings)
 
 
@@ -288,24 +290,44 @@ def _plan(
     )  # fmt: skip
 
 
-def _write_derived(session: Session, services: Services, plan: DerivedWrites, stored: StoredVersion) -> None:
-    """Everything the plan says, in the response's transaction; new rows stamped as the response is."""
+@dataclass(frozen=True, slots=True)
+class NewRows:
+    """The rows of what a plan creates (Flags, Observations, Provenance), stamped as the response is: built
+    without the database, so a new submission builds them before its transaction."""
+
+    flags: list[tuple[ResourceRow, StoredVersion]]
+    observations: list[tuple[ResourceRow, StoredVersion]]
+    provenance: list[tuple[ResourceRow, StoredVersion]]
+
+
+def _new_rows(plan: DerivedWrites, stored: StoredVersion) -> NewRows:
     now = stored.last_updated
+    return NewRows(
+        [new_row(FLAG, resource, resource_id, columns, now) for resource, resource_id, columns in plan.new_flags],
+        [
+            new_row(OBSERVATION, resource, resource_id, columns, now)
+            for resource, resource_id, columns in plan.new_observations
+        ],
+        [new_row(PROVENANCE, plan.provenance, None, {}, now)] if plan.provenance is not None else [],
+    )
+
+
+def _write_derived(session: Session, services: Services, plan: DerivedWrites, rows: NewRows) -> None:
+    """Everything the plan says, in the response's transaction: the new rows as built, then the changes."""
     observations = ResourceRepository(session, OBSERVATION)
     flags = ResourceRepository(session, FLAG)
-    flags.create_many(plan.new_flags, now=now)
+    flags.insert(rows.flags)
     for observation_id, resource in plan.changed_observations:
         row = observations.get_row(observation_id)
         assert row is not None
         observations.update(row, resource)
-    observations.create_many(plan.new_observations, now=now)
+    observations.insert(rows.observations)
     for resource_type, resource_id, resource in plan.withdrawn:
         repository = observations if resource_type == "Observation" else flags
         row = repository.get_row(resource_id)
         assert row is not None
         repository.update(row, resource)
     services.faults.reached("after-observations")
-    if plan.provenance is not None:
-        ResourceRepository(session, PROVENANCE).create_many([(plan.provenance, None, {})], now=now)
+    ResourceRepository(session, PROVENANCE).insert(rows.provenance)
     # The outbox: committed with the response, or not at all.
     outbox.add_events(session, plan.events)

@@ -14,13 +14,14 @@ from service.scoring.evaluator import ResponseEvaluator
 from service.scoring.fhirpath import CompiledExpression, compile_expression, plain
 from service.scoring.functions import FhirPathError
 from service.scoring.interpret import reliable_change
-from service.scoring.results import Band, SafetyFlag, Score, ScoringResult
+from service.scoring.results import Band, BandRange, SafetyFlag, Score, ScoringResult
 from service.scoring.score import evaluate_expression, score_response
 
 __all__ = [
     "FHIRPATH",
     "LIMITS",
     "Band",
+    "BandRange",
     "BudgetExceeded",
     "CompiledExpression",
     "ExpressionLocation",

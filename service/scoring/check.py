@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from service.fhir.issues import Issue
@@ -13,6 +15,7 @@ from service.scoring.definition import FHIRPATH, ExpressionDef, ItemDef, definit
 from service.scoring.fhirpath import SDC_ENVIRONMENT, constant_names, function_names, known_functions
 from service.scoring.interpret import DIRECTIONS, BandError, read_band
 from service.scoring.patterns import PatternError, compile_pattern
+from service.scoring.results import BandRange
 
 # The expressions scoring evaluates; the others (population, enableWhen ...) are listed but not run here.
 SCORING_KINDS = ("variable", "calculatedExpression", "safety-flag")
@@ -161,6 +164,66 @@ def _check_item_extensions(item: ItemDef) -> list[Issue]:
                 )
             )
     return issues
+
+
+def declared_bound(item: Mapping[str, Any], url: str) -> Decimal | None:
+    """A score item's ``minValue`` or ``maxValue`` (integer or decimal), if it declares one."""
+    extension = ext.first_extension(item, url)
+    if extension is None:
+        return None
+    number = ext.to_number(extension.get("valueInteger", extension.get("valueDecimal")))
+    return None if number is None else Decimal(number)
+
+
+def _step(item: Mapping[str, Any], bands: list[BandRange]) -> Decimal:
+    """The smallest difference between two scores as the item gives them: 1 for an integer score; for a decimal one,
+    a unit of its ``maxDecimalPlaces``, or else of the finest bound its bands are written with (3.99 -> 0.01)."""
+    if item.get("type") == "integer":
+        return Decimal(1)
+    places = ext.first_extension(item, ext.MAX_DECIMAL_PLACES)
+    if places is not None and isinstance(places.get("valueInteger"), int) and places["valueInteger"] >= 0:
+        return Decimal(1).scaleb(-places["valueInteger"])
+    exponent = min([0, *(int(b.as_tuple().exponent) for band in bands for b in (band.low, band.high))])
+    return Decimal(1).scaleb(exponent)
+
+
+def _span(band: BandRange) -> str:
+    return f"{band.band.code!r} ({band.low:f} to {band.high:f})"
+
+
+def band_problems(
+    item: Mapping[str, Any], bands: list[BandRange], *, low: Decimal | None, high: Decimal | None
+) -> list[str]:
+    """Bands that overlap, or leave scores in no band: for an integer score, a reachable integer between two bands
+    (or outside all of them, between the lowest and highest score ``low`` and ``high`` when known); for a decimal
+    score, bounds that are not contiguous at the score's precision (10.9 then 11 with one decimal place is
+    contiguous; 3.9 then 4.1 is not)."""
+    if not bands:
+        return []
+    ordered = sorted(bands, key=lambda band: (band.low, band.high))
+    step = _step(item, ordered)
+    integer = item.get("type") == "integer"
+    problems = []
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if after.low <= before.high:
+            problems.append(f"the score bands {_span(before)} and {_span(after)} overlap")
+        elif integer:
+            first, last = math.floor(before.high) + 1, math.ceil(after.low) - 1
+            if first <= last:
+                scores = f"{first}" if first == last else f"{first} to {last}"
+                problems.append(f"no score band holds {scores} (between {_span(before)} and {_span(after)})")
+        elif after.low - before.high > step:
+            problems.append(
+                f"the score bands {_span(before)} and {_span(after)} are not contiguous: scores between "
+                f"{before.high:f} and {after.low:f} fall in no band (the score's precision is {step:f})"
+            )
+    if low is not None and ordered[0].low > low:
+        problems.append(f"no score band holds the lowest scores, from the minValue {low:f} up to {_span(ordered[0])}")
+    if high is not None and max(band.high for band in ordered) < high:
+        problems.append(
+            f"no score band holds the highest scores, above {_span(ordered[-1])} up to the maxValue {high:f}"
+        )
+    return problems
 
 
 def compile_questionnaire(questionnaire: Mapping[str, Any]) -> list[Issue]:

@@ -21,6 +21,9 @@ VARIABLE = CORE + "variable"
 ITEM_WEIGHT = CORE + "itemWeight"
 ORDINAL_VALUE = CORE + "ordinalValue"  # the R4 name of itemWeight, still common in published forms
 QUESTIONNAIRE_UNIT = CORE + "questionnaire-unit"
+MIN_VALUE = CORE + "minValue"
+MAX_VALUE = CORE + "maxValue"
+MAX_DECIMAL_PLACES = CORE + "maxDecimalPlaces"
 REGEX = CORE + "regex"  # a pattern answers must match (validation applies it; the check reads it too)
 ITEM_WEIGHT_PROPERTY = "http://hl7.org/fhir/concept-properties#itemWeight"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any, Literal
@@ -11,20 +10,13 @@ from typing import Any, Literal
 from service.scoring import extensions as ext
 from service.scoring.fhirpath import plain
 from service.scoring.functions import FhirPathError
-from service.scoring.results import Band, SafetyFlag
+from service.scoring.results import Band, BandRange, SafetyFlag
 from service.scoring.scope import Scope
 
 DIRECTIONS = ("higher-is-better", "lower-is-better")
 SEVERITIES = ("info", "warning", "critical")
 Change = Literal["improved", "deteriorated", "no-reliable-change"]
 _HOLDS_FLAG = attrgetter("holds_flag")  # the items a walk for safety flags needs
-
-
-@dataclass(frozen=True)
-class BandRange:
-    low: Decimal
-    high: Decimal
-    band: Band
 
 
 class BandError(ValueError):

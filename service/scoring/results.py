@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from service.fhir.issues import Issue
@@ -21,6 +22,15 @@ class Band:
 
 
 @dataclass(frozen=True)
+class BandRange:
+    """A band with the closed range of scores [low, high] it covers."""
+
+    low: Decimal
+    high: Decimal
+    band: Band
+
+
+@dataclass(frozen=True)
 class Score:
     """One calculated item of the Questionnaire, as computed from the response."""
 
@@ -33,6 +43,7 @@ class Score:
     direction: str | None  # higher-is-better | lower-is-better
     reliable_change_threshold: float | None
     minimal_important_difference: float | None
+    bands: tuple[BandRange, ...] = ()  # every band of the score, as the Questionnaire gives them
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from service.scoring.calculate import HOLDS_CALCULATION, Calculation
 from service.scoring.definition import ItemDef, QuestionnaireDefinition, definition_for
 from service.scoring.fhirpath import compile_expression, evaluate, plain
 from service.scoring.functions import FhirPathError
-from service.scoring.interpret import BandRange, band_for, bands_of, decimal_extension, direction_of, raised_flags
-from service.scoring.results import Score, ScoringResult
+from service.scoring.interpret import band_for, bands_of, decimal_extension, direction_of, raised_flags
+from service.scoring.results import BandRange, Score, ScoringResult
 from service.scoring.scope import Scope
 from service.scoring.weights import AnswerWeights, Terminology
 
@@ -87,6 +87,7 @@ def _score(item_def: ItemDef, reading: _Reading, answers: Any) -> Score:
         direction=reading.direction,
         reliable_change_threshold=reading.reliable_change_threshold,
         minimal_important_difference=reading.minimal_important_difference,
+        bands=reading.bands,
     )
 
 

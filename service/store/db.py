@@ -9,6 +9,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,52 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _without_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    # A commit does not copy the log into the database file itself (see Checkpoints): that would happen while
+    # the writer still holds the write turn, and every other writer waits for it.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class Checkpoints:
+    """SQLite's log (WAL) copied into the database file after commits, outside the write turn.
+
+    SQLite would do this in the committing connection every thousand pages or so (about twenty submissions), with
+    the write turn held: every writer of every process waited for the copy and its file sync. Here, every
+    ``every`` commits, a thread of its own runs a PASSIVE checkpoint, which takes no lock a writer or reader
+    waits for (it copies what it can and leaves the rest for the next one). Durability is unchanged: a
+    committed transaction is in the log either way."""
+
+    def __init__(self, engine: Engine, every: int = 16) -> None:
+        self._engine = engine
+        self._every = every
+        self._commits = 0
+        self._running = threading.Lock()
+        self._count_lock = threading.Lock()
+
+    def committed(self) -> None:
+        with self._count_lock:
+            self._commits += 1
+            due = self._commits % self._every == 0
+        if due and not self._running.locked():
+            threading.Thread(target=self.run, name="sqlite-checkpoint", daemon=True).start()
+
+    def run(self) -> None:
+        if not self._running.acquire(blocking=False):
+            return  # one at a time; the next one copies what this one would have
+        try:
+            connection = self._engine.raw_connection()
+            try:
+                connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                connection.close()
+        except Exception:  # noqa: BLE001 - a later checkpoint (or SQLite's own at close) copies what is left
+            log.warning("SQLite checkpoint failed", exc_info=True)
+        finally:
+            self._running.release()
 
 
 def _on_sqlite_begin(connection: Any) -> None:
@@ -140,9 +187,12 @@ class GroupCommit:
     Members run one after another on the group's session (handed from thread to thread under a lock), so each
     sees the writes of those before it, as if they had committed one by one in that order."""
 
-    def __init__(self, sessions: sessionmaker[Session], turn: WriteTurn | None) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], turn: WriteTurn | None, checkpoints: Checkpoints | None = None
+    ) -> None:
         self._sessions = sessions
         self._turn = turn
+        self._checkpoints = checkpoints
         self._mutex = threading.Lock()
         self._open: _Group | None = None
 
@@ -232,6 +282,8 @@ class GroupCommit:
                 if group.turn_taken and self._turn is not None:
                     self._turn.release()
                 group.committed.set()
+                if self._checkpoints is not None and group.written:
+                    self._checkpoints.committed()
 
 
 @contextmanager
@@ -246,6 +298,10 @@ def _unavailable_as_503() -> Iterator[None]:
         raise DatabaseUnavailable() from exc
 
 
+# The transaction every unit of work of this context joins (see Database.one_transaction), with its database.
+_enclosing: ContextVar[tuple[Database, Session] | None] = ContextVar("enclosing_transaction", default=None)
+
+
 class Database:
     """Owns the engine and hands out sessions; nothing module-level, one per app."""
 
@@ -258,9 +314,13 @@ class Database:
         # queue instead: the threads of a process on a lock, the processes (web workers, the worker) on an
         # advisory lock on a file beside the database; both wake a waiter as soon as they are released.
         self._write_turn: WriteTurn | None = WriteTurn(url) if self.dialect == "sqlite" else None
+        checkpoints = None
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _without_autocheckpoint)
+            checkpoints = Checkpoints(self.engine)
         # SQLite: every write transaction joins a group (one writer at a time anyway). PostgreSQL: only
         # append-only ones do (AuditEvents of reads), which take no locks another transaction could wait for.
-        self._groups = GroupCommit(self._sessions, self._write_turn)
+        self._groups = GroupCommit(self._sessions, self._write_turn, checkpoints)
 
     @property
     def dialect(self) -> str:
@@ -272,7 +332,21 @@ class Database:
 
         Transactions may commit in groups (see GroupCommit): on SQLite all of them, on PostgreSQL those that only
         insert (``append_only``). Either way the block's writes are committed, or the block fails, before this
-        returns, as for a transaction of its own."""
+        returns, as for a transaction of its own. Inside ``one_transaction`` the block is a savepoint of the
+        enclosing transaction instead, committed (or not) with it."""
+        enclosing = self._enclosing()
+        if enclosing is not None:
+            with _unavailable_as_503():
+                savepoint = enclosing.begin_nested()
+                try:
+                    yield enclosing
+                except BaseException:
+                    if savepoint.is_active:
+                        savepoint.rollback()
+                    raise
+                if savepoint.is_active:
+                    savepoint.commit()
+            return
         with _unavailable_as_503():
             if self.dialect == "sqlite" or append_only:
                 with self._groups.transaction() as session:
@@ -283,8 +357,31 @@ class Database:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
+        """A session to read with; inside ``one_transaction`` the enclosing one (it sees what was written)."""
+        enclosing = self._enclosing()
+        if enclosing is not None:
+            yield enclosing
+            return
         with _unavailable_as_503(), self._sessions() as session:
             yield session
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[Session]:
+        """Every unit of work begun in this context within the block (``transaction``, ``read_session``) joins one
+        transaction, each write in a savepoint of its own: all of it is committed when the block ends, or none
+        of it if the block raises. What a FHIR transaction Bundle runs its entries in."""
+        if self._enclosing() is not None:
+            raise RuntimeError("one_transaction does not nest")
+        with self.transaction() as session:
+            token = _enclosing.set((self, session))
+            try:
+                yield session
+            finally:
+                _enclosing.reset(token)
+
+    def _enclosing(self) -> Session | None:
+        found = _enclosing.get()
+        return found[1] if found is not None and found[0] is self else None
 
     def pool_figures(self) -> PoolFigures:
         pool = self.engine.pool

@@ -165,3 +165,7 @@ class QuestionnaireCache:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = found
         return found
+
+    def clear(self) -> None:
+        """Forget every parsed copy (after a rolled-back transaction that may have read versions it wrote)."""
+        self._entries.clear()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Flask
+
 from tests.api.builders import QUESTIONNAIRE_URL, questionnaire, response
+from tests.api.scored import scored_questionnaire
 from tests.conftest import Fhir, load_fixture
 
 
@@ -198,3 +203,70 @@ def test_questionnaire_whose_scores_cannot_be_computed_is_422(fhir: Fhir) -> Non
     issue = result.get_json()["issue"][0]
     assert issue["expression"][0].startswith("Questionnaire.item[3]")
     assert fhir.get("Questionnaire").get_json()["total"] == 0
+
+
+def _overlapping_and_unweighted() -> dict[str, Any]:
+    broken = scored_questionnaire()
+    total = broken["item"][3]
+    band = next(e for e in total["extension"] if e["url"].endswith("/score-band"))
+    band["extension"][1]["valueDecimal"] = 5  # 'low' now 0 to 5, over 'moderate' (4 to 6)
+    del broken["item"][1]["answerOption"][2]["extension"]  # 'b' often: no weight while the other options have one
+    return broken
+
+
+def test_a_definition_the_check_rejects_is_refused_with_each_problem(fhir: Fhir) -> None:
+    broken = _overlapping_and_unweighted()
+    created = fhir.post("Questionnaire", broken)
+    assert created.status_code == 422
+    texts = [issue["details"]["text"] for issue in created.get_json()["issue"]]
+    assert any("Item 'b': options often have no itemWeight" in text for text in texts), texts
+    assert "Item 'total': the score bands 'low' (0 to 5) and 'moderate' (4 to 6) overlap" in texts
+    assert all(issue["severity"] == "error" for issue in created.get_json()["issue"])
+    assert fhir.put("Questionnaire/q-broken", {**broken, "id": "q-broken"}).status_code == 422
+    assert fhir.get("Questionnaire").get_json()["total"] == 0
+
+    stored = fhir.create({**scored_questionnaire(), "status": "draft"})
+    changed = fhir.put(f"Questionnaire/{stored['id']}", {**broken, "id": stored["id"], "status": "draft"})
+    assert changed.status_code == 422
+    assert fhir.get(f"Questionnaire/{stored['id']}").get_json()["meta"]["versionId"] == "1"
+
+
+def test_a_declared_range_the_answers_cannot_reach_is_refused(fhir: Fhir) -> None:
+    broken = scored_questionnaire()
+    broken["item"][3]["extension"].append(
+        {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 12}
+    )
+    refused = fhir.post("Questionnaire", broken)
+    assert refused.status_code == 422
+    (issue,) = refused.get_json()["issue"]
+    assert issue["details"]["text"] == "Score 'total': the highest answers give 9 but the item declares maxValue 12"
+
+
+def test_a_definition_without_a_licence_is_stored_with_a_warning(fhir: Fhir) -> None:
+    unlicensed = scored_questionnaire()
+    assert "copyright" not in unlicensed
+    created = fhir.post("Questionnaire", unlicensed, headers={"Prefer": "return=OperationOutcome"})
+    assert created.status_code == 201
+    (warning,) = created.get_json()["issue"]
+    assert warning["severity"] == "warning"
+    assert warning["details"]["text"] == "Questionnaire.copyright is missing: state the instrument's licence"
+
+
+def test_a_definition_stored_before_the_check_can_still_be_retired(app: Flask, fhir: Fhir) -> None:
+    from service.auth.access import UNRESTRICTED
+    from service.store.kinds import QUESTIONNAIRE
+    from service.writes import insert
+
+    broken = {**_overlapping_and_unweighted(), "id": "old-one", "status": "active"}
+    services = app.web.services
+    with services.db.transaction() as session:  # as an earlier release stored it, before the check
+        insert(session, services, QUESTIONNAIRE, broken, UNRESTRICTED, resource_id="old-one")
+    retired = fhir.put("Questionnaire/old-one", {**broken, "status": "retired"}, {"Prefer": "return=OperationOutcome"})
+    assert retired.status_code == 200
+    issues = retired.get_json()["issue"]
+    assert any("overlap" in issue["details"]["text"] for issue in issues)
+    assert {issue["severity"] for issue in issues} == {"warning"}  # there before, and not made worse
+    # A change to what the check reads is refused until the definition is put right.
+    fhir.put("Questionnaire/old-one", {**broken, "status": "draft"})
+    changed = fhir.put("Questionnaire/old-one", {**broken, "status": "draft", "item": broken["item"][1:]})
+    assert changed.status_code == 422

@@ -55,6 +55,27 @@ def test_completed_response_is_scored_and_extracted(fhir: Fhir) -> None:
     assert entity["display"] == f"{URL}|1.0.0"
 
 
+SCORE = {"unit": "{score}", "system": "http://unitsofmeasure.org", "code": "{score}"}
+
+
+def test_score_observations_carry_their_bands_as_reference_ranges(fhir: Fhir) -> None:
+    # distress3's bands, written out: 0-3 Low, 4-6 Moderate, 7-9 High (inclusive integers, no gaps between them)
+    expected = [
+        {"low": {"value": 0, **SCORE}, "high": {"value": 3, **SCORE}, "text": "Low"},
+        {"low": {"value": 4, **SCORE}, "high": {"value": 6, **SCORE}, "text": "Moderate"},
+        {"low": {"value": 7, **SCORE}, "high": {"value": 9, **SCORE}, "text": "High"},
+    ]
+    stored = fhir.create(scored_response(("never", "never", "often")))
+    observations = _observations(fhir, f"derived-from=QuestionnaireResponse/{stored['id']}")
+    total = _total(observations)
+    assert total["referenceRange"] == expected
+    assert total["valueInteger"] == 2
+    panel = next(o for o in observations if "hasMember" in o)
+    assert "referenceRange" not in panel  # the panel has no value of its own
+    bundle = fhir.post("QuestionnaireResponse/$extract", scored_response(("always", "often", "never"))).get_json()
+    assert _total([e["resource"] for e in bundle["entry"]])["referenceRange"] == expected
+
+
 def test_submitted_score_is_recomputed_and_reported(fhir: Fhir) -> None:
     result = fhir.post(
         "QuestionnaireResponse",

@@ -230,3 +230,34 @@ def test_on_postgresql_append_only_transactions_share_a_commit(pg_database: str)
         with db.transaction() as session:
             session.execute(text(f"DROP TABLE {table}"))
         db.dispose()
+
+
+def test_commits_leave_copying_the_log_to_a_checkpoint_outside_the_write_turn(tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "log.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    with db.transaction() as session:
+        session.execute(text("CREATE TABLE note (who TEXT UNIQUE)"))
+        assert session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 0  # never inside a commit
+    for n in range(40):
+        with db.transaction() as session:
+            session.execute(text("INSERT INTO note (who) VALUES (:who)"), {"who": f"n{n}"})
+    # The checkpoints (every 16 commits, each on a thread of its own) copied the log into the database file:
+    # the file alone, without its log, holds at least the notes of the first checkpoint.
+    deadline = time.monotonic() + 10
+    found = 0
+    while time.monotonic() < deadline:
+        alone = tmp_path / f"alone-{uuid.uuid4().hex}.sqlite3"
+        shutil.copyfile(path, alone)
+        with sqlite3.connect(alone) as connection:
+            try:
+                found = connection.execute("SELECT count(*) FROM note").fetchone()[0]
+            except sqlite3.OperationalError:  # the table itself is not in the file yet
+                found = 0
+        if found >= 15:
+            break
+        time.sleep(0.05)
+    assert found >= 15
+    db.dispose()

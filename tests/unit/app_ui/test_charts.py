@@ -24,8 +24,7 @@ from service.app_ui.charts import (
 )
 from service.app_ui.history import ScoreDefinition, ScorePoint, ScoreSeries, instrument_histories, score_definitions
 from service.app_ui.profile import ItemRating
-from service.scoring.interpret import BandRange
-from service.scoring.results import Band
+from service.scoring.results import Band, BandRange
 from tests.unit.app_ui.builders import questionnaire
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -21,19 +21,21 @@ from service.api import (
     errors,
     fhir_rest,
     health,
+    invitations,
     measures,
     response_operations,
     smart,
     smart_app,
     subscriptions,
 )
-from service.api.throttle import AuthFailureThrottle
+from service.api.throttle import AuthFailureThrottle, LinkFailureThrottle
 from service.api.web import ServiceApp, Web
 from service.auth.access import AccessPolicy, NoAuthentication, SmartAccess
 from service.auth.tokens import TokenVerifier
 from service.config import Settings, package_version
 from service.fhir.capability import ResourceCapability, capability_statement
 from service.fhir.search import SearchCapabilities, SearchParamDef
+from service.invitations.tasks import task_counts
 from service.observability import Metrics, configure_logging, request_id
 from service.outcomes.library import load_measures
 from service.questionnaires import load_library
@@ -70,6 +72,8 @@ OPERATIONS = {
     ),
     "Group": (("export", f"{BULK_DATA}/OperationDefinition/group-export"),),
     "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
+    # The service's own: a single-use completion link for the person the Task asks (docs/invitations.md).
+    "Task": (("invite", "https://recovery-proms.org/fhir/OperationDefinition/Task-invite"),),
 }
 # What a client should know about a type beyond its interactions and search parameters.
 DOCUMENTATION = {
@@ -192,7 +196,7 @@ def _request_hooks(app: ServiceApp, settings: Settings, metrics: Metrics) -> Non
         headers.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/fhir") or request.path.startswith("/cds-services"):
             headers.setdefault("Cache-Control", "no-store")  # health data must not sit in shared caches
-        if request.path.startswith("/app"):
+        if request.path.startswith(("/app", "/answer")):
             headers.setdefault("Cache-Control", "no-store")
             headers.setdefault("Content-Security-Policy", smart_app.CONTENT_SECURITY_POLICY)
         if request.is_secure or settings.base_url.startswith("https://"):
@@ -254,6 +258,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     services = build_services(settings)
     metrics = Metrics()
     metrics.auth_disabled.set(1 if settings.auth_mode == "none" else 0)
+    metrics.watch_tasks(lambda: task_counts(services))
     app.web = Web(
         services=services,
         access=access_policy(settings),
@@ -262,6 +267,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         cds_verifier=cds_hooks.cds_verifier(settings),
         throttle=AuthFailureThrottle(settings),
         smart_configuration=build_smart_configuration(settings),
+        link_throttle=LinkFailureThrottle(settings),
     )
     if settings.trusted_proxies:
         # The client's address (audit, throttle) from X-Forwarded-For, as set by that many trusted proxies.
@@ -280,6 +286,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     bulk.init_app(app)
     health.init_app(app)
     cds_hooks.init_app(app)
+    invitations.init_app(app)
     if settings.load_questionnaires_on_start:
         report = load_library(services, settings.questionnaires_dir)
         log.info(

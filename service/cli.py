@@ -336,6 +336,8 @@ def demo_load(patients: int) -> None:
         f"demo data: {counts.people} people, {counts.responses} responses ({report.created} new, "
         f"{report.existing} already stored), {counts.observations} observations, {counts.flags} flags"
     )
+    if report.invitation:
+        click.echo(f"demo-04 is asked to complete the QPR-15: {report.invitation}")
 
 
 @demo.command("remove")

@@ -108,6 +108,23 @@ def _check_key_set(name: str, path: Path) -> None:
         raise SettingsError(f"{name} is not a JSON Web Key Set with at least one key: {path}")
 
 
+def _days(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    """Whole days, comma-separated, e.g. PROMS_REMINDERS=3,7."""
+    days = []
+    for part in _list(env.get(name)):
+        if not part.isdigit() or int(part) < 1:
+            raise SettingsError(f"{name} must list whole numbers of days such as 3,7, got {part!r}")
+        days.append(int(part))
+    return tuple(sorted(set(days)))
+
+
+def _switch(env: Mapping[str, str], name: str, default: str = "off") -> bool:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name} must be on or off, got {raw!r}")
+    return raw in ("on", "1", "true", "yes")
+
+
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     """A rate such as 20/minute or 100 per hour."""
     raw = env.get(name) or default
@@ -178,12 +195,27 @@ class Settings:
     # Refused bearer tokens allowed per client address before it is answered 429 (service/api/throttle.py), and
     # where the counts live (the limits library's storage URI: memory:// per process, redis://host:6379 shared).
     auth_failure_limit: str = "20/minute"
+    # Completion links that open nothing, per client address, before it is answered 429 (docs/invitations.md).
+    link_failure_limit: str = "10/minute"
     rate_limit_storage: str = "memory://"
     # How many proxies (load balancers) in front of the service set X-Forwarded-For: the client's address (for the
     # audit and the throttle) is taken from that header only when this is set.
     trusted_proxies: int = 0
     # How often each measure is due, in days, by Questionnaire id or url ('*': the default, else 28).
     schedule: tuple[tuple[str, int], ...] = ()
+    # Completion links (docs/invitations.md): reminders, in days after the link was made, while the Task is open;
+    # Tasks made by the worker when a measure falls due (PROMS_SCHEDULE); e-mail sent by the service itself.
+    reminders: tuple[int, ...] = ()
+    link_show_score: bool = False  # the thank-you page shows the person their score (off: a plain thank-you)
+    auto_tasks: bool = False
+    smtp_host: str | None = None  # none: the service sends no e-mail (the EHR delivers links itself)
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = True  # off only for a relay on loopback
+    smtp_ca_file: Path | None = None  # the relay's CA, when it is not one the system trusts
+    smtp_timeout_seconds: float = 10.0
     faults: str = ""  # test only: see service/faults.py
     # The outbox worker (`proms worker`): subscription notifications and bulk exports.
     worker_poll_seconds: float = 1.0  # how long an idle worker sleeps before looking for work again
@@ -241,6 +273,10 @@ class Settings:
             raise SettingsError(
                 f"PROMS_RATE_LIMIT_STORAGE must be memory:// or a redis:// URL, got {self.rate_limit_storage!r}"
             )
+        if self.smtp_host and not self.smtp_from:
+            raise SettingsError("PROMS_SMTP_HOST needs PROMS_SMTP_FROM (the address invitations are sent from)")
+        if self.smtp_host and not self.smtp_starttls and self.smtp_host not in LOOPBACK_HOSTS:
+            raise SettingsError("PROMS_SMTP_STARTTLS=off is only allowed for a relay on loopback")
         if self.cds_jwks_url and self.cds_jwks_file:
             raise SettingsError("Set PROMS_CDS_JWKS_URL or PROMS_CDS_JWKS_FILE, not both")
 
@@ -310,9 +346,21 @@ class Settings:
             cds_jwks_file=Path(env["PROMS_CDS_JWKS_FILE"]) if env.get("PROMS_CDS_JWKS_FILE") else None,
             subscription_allowed_networks=_networks(env, "PROMS_SUBSCRIPTION_ALLOWED_NETWORKS"),
             auth_failure_limit=_rate(env, "PROMS_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
+            link_failure_limit=_rate(env, "PROMS_LINK_FAILURE_LIMIT", defaults.link_failure_limit),
             rate_limit_storage=env.get("PROMS_RATE_LIMIT_STORAGE") or defaults.rate_limit_storage,
             trusted_proxies=_int(env, "PROMS_TRUSTED_PROXIES", defaults.trusted_proxies),
             schedule=_schedule(env.get("PROMS_SCHEDULE")),
+            reminders=_days(env, "PROMS_REMINDERS"),
+            auto_tasks=_switch(env, "PROMS_AUTO_TASKS"),
+            link_show_score=_switch(env, "PROMS_LINK_SHOW_SCORE"),
+            smtp_host=env.get("PROMS_SMTP_HOST") or None,
+            smtp_port=_optional_port(env, "PROMS_SMTP_PORT") or defaults.smtp_port,
+            smtp_username=env.get("PROMS_SMTP_USERNAME") or None,
+            smtp_password=env.get("PROMS_SMTP_PASSWORD") or None,
+            smtp_from=env.get("PROMS_SMTP_FROM") or None,
+            smtp_starttls=_switch(env, "PROMS_SMTP_STARTTLS", "on"),
+            smtp_ca_file=Path(env["PROMS_SMTP_CA_FILE"]) if env.get("PROMS_SMTP_CA_FILE") else None,
+            smtp_timeout_seconds=_float(env, "PROMS_SMTP_TIMEOUT_SECONDS", defaults.smtp_timeout_seconds, minimum=0.1),
             faults=env.get("PROMS_FAULTS", ""),
             worker_poll_seconds=_float(env, "PROMS_WORKER_POLL_SECONDS", defaults.worker_poll_seconds, minimum=0.01),
             worker_max_failures=_int(env, "PROMS_WORKER_MAX_FAILURES", defaults.worker_max_failures, minimum=1),

@@ -7,7 +7,8 @@ year or more. The first four people are fixed personas other documents rely on:
 - ``demo-01`` improves: a reliable improvement on the PHQ-9 at the latest response, and a rising QPR-15;
 - ``demo-02`` reliably deteriorates on the PHQ-9 and is in its severe band at the latest response;
 - ``demo-03`` answers the PHQ-9 safety item (item 9) on the latest response, raising a Flag nobody has reviewed;
-- ``demo-04`` stopped completing every measure but the PHQ-9 months ago, so those measures are overdue.
+- ``demo-04`` stopped completing every measure but the PHQ-9 months ago, so those measures are overdue; they have
+  been asked to complete the QPR-15 again (an open Task, ``Task/demo-04-qpr-15``, with a completion link).
 
 Every response carries the ``synthetic`` data-origin tag and an identifier in the demo's own system, so loading
 twice stores nothing twice and removal finds exactly the demo responses (their Observations, Flags and
@@ -19,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -30,8 +31,12 @@ from service.app_ui.profile import instrument_direction, is_profile_item
 from service.audit import AuditContext, current_audit
 from service.auth.access import Grant, Interaction
 from service.fhir import jsonio
-from service.fhir.errors import FhirError
+from service.fhir.dates import instant_text
+from service.fhir.errors import FhirError, Gone, NotFound
 from service.fhir.parse import validate_structure
+from service.invitations.links import invite
+from service.invitations.shape import OPEN_STATUSES
+from service.invitations.tasks import delete_task, update_task
 from service.responses.submit import delete_response, submit_response
 from service.scoring import extensions as ext
 from service.scoring import score_response
@@ -528,6 +533,7 @@ class LoadReport:
     created: int  # responses stored now
     existing: int  # responses already stored by an earlier load
     counts: DemoCounts
+    invitation: str | None = None  # the completion link made for the person with an open request
 
 
 @contextmanager
@@ -572,9 +578,56 @@ def load_people(services: Services, people: Sequence[DemoPerson]) -> LoadReport:
 
 
 def load_demo(services: Services, *, today: date, patients: int = DEFAULT_PATIENTS) -> LoadReport:
-    """Generate the demo people from the stored instruments and store their responses (idempotent)."""
+    """Generate the demo people from the stored instruments and store their responses (idempotent); then ask
+    demo-04 to complete the QPR-15 again, with a completion link."""
     questionnaires = stored_instruments(services)
-    return load_people(services, generate_people(questionnaires, today=today, patients=patients))
+    report = load_people(services, generate_people(questionnaires, today=today, patients=patients))
+    invitation = invite_to_answer(services, questionnaires, today) if patients >= INVITED_INDEX else None
+    return replace(report, invitation=invitation)
+
+
+INVITED_INDEX = 4  # demo-04
+INVITED_TASK = "demo-04-qpr-15"
+SDC_TEMP = "http://hl7.org/fhir/uv/sdc/CodeSystem/temp"
+
+
+def invite_to_answer(services: Services, questionnaires: Mapping[str, dict[str, Any]], today: date) -> str | None:
+    """An open Task asking demo-04 to complete the QPR-15, and a new completion link to it (the previous link stops
+    working). None when the Task was answered or closed meanwhile: it is not reopened."""
+    qpr = questionnaires.get("qpr-15")
+    if qpr is None:
+        return None
+    try:
+        current = resources.read(services, "Task", INVITED_TASK, GRANT).resource()
+    except (NotFound, Gone):
+        current = None
+    if current is not None and current.get("status") not in OPEN_STATUSES:
+        return None
+    if current is None:
+        asked = datetime.combine(today - timedelta(days=5), time(9, 30))
+        task = {
+            "resourceType": "Task",
+            "meta": {"tag": [SYNTHETIC_TAG]},
+            "status": "requested",
+            "intent": "order",
+            "code": {"coding": [{"system": SDC_TEMP, "code": "complete-questionnaire"}]},
+            "for": {"reference": f"Patient/demo-{INVITED_INDEX:02d}"},
+            "requester": {"display": "Community mental health team (demo)"},
+            "authoredOn": instant_text(asked),
+            "restriction": {
+                "period": {"start": asked.date().isoformat(), "end": (today + timedelta(days=9)).isoformat()}
+            },
+            "input": [
+                {
+                    "type": {"coding": [{"system": SDC_TEMP, "code": "questionnaire"}]},
+                    "valueCanonical": f"{qpr['url']}|{qpr['version']}",
+                }
+            ],
+        }
+        with _audited(Interaction("update", "Task", INVITED_TASK)):
+            update_task(services, INVITED_TASK, {**task, "id": INVITED_TASK}, GRANT, if_match=None)
+    with _audited(Interaction("operation-invite", "Task", INVITED_TASK)):
+        return invite(services, INVITED_TASK, GRANT).url
 
 
 QR = QuestionnaireResponseRow
@@ -643,8 +696,8 @@ def demo_patients(services: Services) -> list[DemoPatient]:
 
 def remove_demo(services: Services) -> DemoCounts:
     """Delete every demo response as DELETE /fhir/QuestionnaireResponse/{id} does (its Observations and Flags
-    are deleted with it; history is kept, as for every deletion), and the Provenance of each. Nothing else is
-    touched. Returns what was removed."""
+    are deleted with it; history is kept, as for every deletion), the Provenance of each, and demo-04's Task.
+    Nothing else is touched. Returns what was removed."""
     removed = demo_counts(services)
     # The Provenance of every demo response, deleted ones included: deleting a response leaves its Provenance.
     with services.db.transaction() as session, _audited(Interaction("delete", "Provenance")):
@@ -660,4 +713,9 @@ def remove_demo(services: Services) -> DemoCounts:
     for response_id in response_ids:
         with _audited(Interaction("delete", "QuestionnaireResponse", response_id)):
             delete_response(services, response_id, GRANT)
+    with _audited(Interaction("delete", "Task", INVITED_TASK)):
+        try:
+            delete_task(services, INVITED_TASK, GRANT)
+        except NotFound:
+            pass  # never made (fewer people), or removed already
     return removed

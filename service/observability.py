@@ -74,6 +74,13 @@ class Metrics:
             multiprocess_mode="max",
         )
 
+        self._tasks: _TaskFigures | None = None
+
+    def watch_tasks(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Report Tasks by status and the completion rate at each scrape, read from the database then."""
+        self._tasks = _TaskFigures(counts)
+        self.registry.register(self._tasks)
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
@@ -83,8 +90,41 @@ class Metrics:
             # Under gunicorn every worker writes its own files; the scrape sums them all.
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            if self._tasks is not None:
+                registry.register(self._tasks)  # read from the database: the same whichever process answers
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+# Tasks that no longer count towards a completion rate: withdrawn, or recorded in error.
+NOT_COUNTED = ("cancelled", "entered-in-error", "draft")
+
+
+class _TaskFigures(Collector):
+    """Requests to complete a measure by status, and the share of them answered (completed / all but withdrawn)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts = self._counts()
+        except Exception as exc:  # the database is away: leave the figures out rather than fail the scrape
+            log.warning("metrics could not read the tasks", extra={"error": type(exc).__name__})
+            return
+        tasks = GaugeMetricFamily(
+            "proms_tasks", "Tasks asking a person to complete a measure, by status", labels=["status"]
+        )
+        for status, count in sorted(counts.items()):
+            tasks.add_metric([status], count)
+        yield tasks
+        counted = sum(count for status, count in counts.items() if status not in NOT_COUNTED)
+        ratio = counts.get("completed", 0) / counted if counted else 0.0
+        yield GaugeMetricFamily(
+            "proms_task_completion_ratio",
+            "Share of requests to complete a measure that were answered (completed / all but cancelled)",
+            value=ratio,
+        )
 
 
 NOTIFICATION_KINDS = ("handshake", "heartbeat", "event-notification")

@@ -20,13 +20,15 @@ from service.cds.measures import (
     read_measure,
 )
 from service.fhir.errors import FhirError
+from service.invitations.tasks import open_requests
 from service.services import Services
 from service.store import summary
 
 
 def patient_data(services: Services, patient_id: str, grant: Grant) -> PatientData:
-    """The latest score on each measure with its change, and the unreviewed safety flags, of ``Patient/{id}``, each
-    flag with how its safety item was answered (read from its response as the API reads it, with ``grant``)."""
+    """The latest score on each measure with its change, the unreviewed safety flags and the open requests to
+    complete a measure, of ``Patient/{id}``; each flag with how its safety item was answered (read from its response
+    as the API reads it, with ``grant``)."""
     audit.note_patient(patient_id)
     with services.db.read_session() as session:
         records = summary.patient_records(session, patient_id)
@@ -59,7 +61,8 @@ def patient_data(services: Services, patient_id: str, grant: Grant) -> PatientDa
         concern = read_flag(flag.resource, label, answered)
         audit.note("Flag", concern.flag_id, patient_id)
         concerns.append(concern)
-    return PatientData(patient_id, tuple(measures), tuple(concerns))
+    requests = open_requests(services, patient_id, grant)
+    return PatientData(patient_id, tuple(measures), tuple(concerns), tuple(requests))
 
 
 def _flagged_response(services: Services, response_id: str | None, grant: Grant) -> dict[str, Any] | None:

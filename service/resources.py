@@ -25,6 +25,7 @@ from service.store import search as store_search
 from service.store.access import check_row, history_condition, restrict_search
 from service.store.kinds import (
     AUDIT_EVENT,
+    COMMUNICATION,
     FLAG,
     GROUP,
     MEASURE,
@@ -34,6 +35,7 @@ from service.store.kinds import (
     QUESTIONNAIRE,
     QUESTIONNAIRE_RESPONSE,
     SUBSCRIPTION,
+    TASK,
     ResourceKind,
 )
 from service.store.models import ResourceRow, ResourceVersion
@@ -67,6 +69,9 @@ SERVED: Mapping[str, ServedType] = {
     # The built-in outcome Measures, and the report of each $evaluate-measure run.
     "Measure": ServedType(MEASURE, READ_ONLY, "the built-in outcome Measures are loaded by `proms init`"),
     "MeasureReport": ServedType(MEASURE_REPORT, READ_ONLY, "MeasureReports are made by Measure/$evaluate-measure"),
+    # Requests for a person to complete a Questionnaire (SDC's Task); completed by the response that answers them.
+    "Task": ServedType(TASK, READ_WRITE),
+    "Communication": ServedType(COMMUNICATION, READ_ONLY, "the service records each message it sends about a Task"),
 }
 # What _revinclude may bring in beside the matches, by the type it brings (it needs the caller's grant for it).
 REVINCLUDED_TYPES = {"Observation:derived-from": "Observation"}

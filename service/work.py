@@ -20,12 +20,14 @@ from service.clinician_sessions import remove_expired_sessions
 from service.exports.runner import Exporter
 from service.fhir.dates import utcnow
 from service.fhir.errors import DatabaseUnavailable
+from service.invitations.reminders import create_due_tasks, send_task_notices
 from service.observability import WorkerMetrics
 from service.services import Services
 from service.store import outbox
 from service.subscriptions.delivery import Deliverer
 
 SQLITE_LOCK = "sqlite-worker"
+INVITATION_ROUND_SECONDS = 30.0  # reminders are due by the day: looking twice a minute is plenty
 
 
 def new_worker_id() -> str:
@@ -42,6 +44,7 @@ class WorkRounds:
         # Set while this worker may work (always on PostgreSQL; while it holds the lock row on SQLite).
         self.active = threading.Event()
         self._last_cleanup = 0.0
+        self._last_invitations = 0.0
         self._renew_at = 0.0
 
     @property
@@ -81,7 +84,14 @@ class WorkRounds:
         if time.monotonic() - self._last_cleanup > 60:
             self._last_cleanup = time.monotonic()
             self.tidy_up()
+        if time.monotonic() - self._last_invitations > INVITATION_ROUND_SECONDS:
+            self._last_invitations = time.monotonic()
+            self.invitation_round()
         return bool(matched or delivered)
+
+    def invitation_round(self) -> int:
+        """Reminders and expiries of completion links, and Tasks for measures now due: how many notices and Tasks."""
+        return send_task_notices(self.services) + create_due_tasks(self.services)
 
     def tidy_up(self) -> None:
         """Delete what has expired: exports past their retention (with their files), clinician-app sessions."""

@@ -25,6 +25,8 @@ from service.fhir import jsonio
 from service.fhir.errors import Forbidden
 from service.fhir.issues import Issue
 from service.flags import FlagReview, mark_flag_reviewed, reviews_of
+from service.invitations import tasks
+from service.invitations.shape import OpenRequest
 from service.outcomes.classify import Tally
 from service.outcomes.evaluate import Period, evaluate_outcomes
 from service.responses.checks import validation_outcome
@@ -167,3 +169,11 @@ def flag_reviews(clinician: Clinician, flag_id: str) -> list[FlagReview]:
     grant = clinician.grant("Provenance")
     with audited(Interaction("search-type", "Provenance"), grant, urlencode([("target", f"Flag/{flag_id}")])):
         return reviews_of(services(), flag_id, grant)
+
+
+def open_requests(clinician: Clinician) -> list[OpenRequest]:
+    """The launched person's open requests to complete a measure (their Tasks, read within the launch's grant)."""
+    grant = clinician.grant("Task")
+    query = urlencode([("patient", clinician.subject), ("status", "open")])
+    with audited(Interaction("search-type", "Task"), grant, query):
+        return tasks.open_requests(services(), clinician.subject, grant)

@@ -35,6 +35,7 @@ from service.fhir.search import SearchRequest
 from service.fhir.versions import StoredVersion
 from service.flags import update_flag
 from service.groups import create_group, delete_group, update_group
+from service.invitations.tasks import create_task, delete_task, update_task
 from service.responses.submit import delete_response, submit_response, update_response
 from service.services import Services
 from service.subscriptions.manage import create_subscription, delete_subscription, update_subscription
@@ -53,6 +54,7 @@ CREATE: dict[str, Create] = {
     "QuestionnaireResponse": submit_response,
     "Subscription": create_subscription,
     "Group": create_group,
+    "Task": create_task,
 }
 UPDATE: dict[str, Update] = {
     "Questionnaire": questionnaires.update_questionnaire,
@@ -60,12 +62,14 @@ UPDATE: dict[str, Update] = {
     "Flag": update_flag,
     "Subscription": update_subscription,
     "Group": update_group,
+    "Task": update_task,
 }
 DELETE: dict[str, Delete] = {
     "Questionnaire": questionnaires.delete_questionnaire,
     "QuestionnaireResponse": delete_response,
     "Subscription": delete_subscription,
     "Group": delete_group,
+    "Task": delete_task,
 }
 
 

@@ -71,6 +71,7 @@ from service.config import Settings
 from service.fhir.dates import instant_text
 from service.fhir.errors import BadRequest, DatabaseUnavailable, FhirError, Forbidden, Gone, NotFound
 from service.fhir.issues import Issue
+from service.invitations.shape import request_text
 from service.outcomes.evaluate import Period, parse_period
 
 blueprint = Blueprint("smart_app", __name__, url_prefix="/app")
@@ -346,7 +347,11 @@ def dashboard() -> Any:
          for q in questionnaires.values() if q.get("status") == "active" and q.get("id")),
         key=lambda entry: entry[1].lower(),
     )  # fmt: skip
-    return _render("app/dashboard.html", view=view, available=available)
+    requests = app_data.open_requests(clinician)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return _render(
+        "app/dashboard.html", view=view, available=available, requests=requests, now=now, request_text=request_text
+    )
 
 
 # completing a measure ----------------------------------------------------------------------------------

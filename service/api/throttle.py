@@ -38,3 +38,19 @@ class AuthFailureThrottle:
     def first_in_window(self, address: str) -> bool:
         """True once per reporting window for this address: when its throttling is to be recorded."""
         return self._limiter.hit(_REPORT, "auth-throttled", address)
+
+
+class LinkFailureThrottle:
+    """Completion links that open nothing (an unknown token), counted per client address
+    (``PROMS_LINK_FAILURE_LIMIT``): past the limit the address is answered 429 until the window passes, so that
+    tokens cannot be guessed at speed. Kept in the same storage as the refused authentications."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._limiter = FixedWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+        self._limit: RateLimitItem = parse(settings.link_failure_limit)
+
+    def blocked(self, address: str) -> bool:
+        return not self._limiter.test(self._limit, "link-failures", address)
+
+    def failed(self, address: str) -> None:
+        self._limiter.hit(self._limit, "link-failures", address)

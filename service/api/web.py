@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
 
-from service.api.throttle import AuthFailureThrottle
+from service.api.throttle import AuthFailureThrottle, LinkFailureThrottle
 from service.auth.access import AccessPolicy
 from service.auth.tokens import TokenVerifier
 from service.observability import Metrics
@@ -27,6 +27,7 @@ class Web:
     capability_statement: dict[str, Any]
     cds_verifier: TokenVerifier | None  # the CDS clients trusted to call CDS Hooks (None: none)
     throttle: AuthFailureThrottle  # refused authentications, per client address
+    link_throttle: LinkFailureThrottle  # completion links that open nothing, per client address
     smart_configuration: dict[str, Any] | None = None  # SMART discovery (None: authentication is off)
 
 

@@ -26,6 +26,8 @@ PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "Measure", "StructureDefinition
 # Operations on a definition that read health data, whether or not they name an instance: they need only read
 # permission on the definition here (their use case checks what they read), and they are always audited.
 HEALTH_DATA_OPERATIONS = frozenset({"operation-evaluate-measure"})
+# Operations that change what an instance allows (a new completion link): they need update permission on it.
+CHANGING_OPERATIONS = frozenset({"operation-invite"})
 # Conformance resources anyone may read, token or not.
 OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 # Only backend (system/) clients may change the instrument library.
@@ -51,6 +53,8 @@ class Interaction:
             return PERMISSIONS[self.name]
         if self.name in HEALTH_DATA_OPERATIONS:
             return "r"
+        if self.name in CHANGING_OPERATIONS:
+            return "u"
         if self.name.startswith("operation-"):
             # An operation on a stored instance reads it; one on a submitted body is akin to creating.
             return "r" if self.resource_id else "c"

@@ -17,6 +17,7 @@ from typing import Any
 
 from service.app_ui.bands import band_concern
 from service.cds.measures import Measure, SafetyConcern, ScoreResult
+from service.invitations.shape import OpenRequest, request_text
 
 DEFAULT_INTERVAL_DAYS = 28
 MAX_SUMMARY = 139  # CDS Hooks: a summary is fewer than 140 characters
@@ -67,6 +68,7 @@ class PatientData:
     patient_id: str
     measures: tuple[Measure, ...] = ()
     concerns: tuple[SafetyConcern, ...] = ()
+    requests: tuple[OpenRequest, ...] = ()  # open Tasks asking the person to complete a measure
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +408,30 @@ def overdue_card(overdue: list[tuple[Measure, int, int]], patient: PatientData, 
     )
 
 
+def requests_card(patient: PatientData, settings: CardSettings) -> Card:
+    """The measures the person was asked to complete and has not answered (a warning once one is past its due
+    date): "PHQ-9 sent 2 Dec, reminded 9 Dec, not yet answered"."""
+    now = settings.now
+    texts = [request_text(request, now) for request in patient.requests]
+    summary = fit(texts[0]) if len(texts) == 1 else fit_list("Not yet answered: ", texts)
+    overdue = any(request.overdue(now) for request in patient.requests)
+    return Card(
+        uuid=card_uuid("requests", patient.patient_id, *(r.task_id for r in patient.requests)),
+        summary=summary,
+        indicator="warning" if overdue else "info",
+        detail="Measures this person was asked to complete (Task), not yet answered:\n\n"
+        + "\n".join(f"- {markdown_text(text)}" for text in texts),
+        source=settings.source,
+        links=(
+            _app_link(
+                "Open in Recovery PROMs",
+                settings,
+                {"patient": patient.patient_id, "tasks": [r.task_id for r in patient.requests]},
+            ),
+        ),
+    )
+
+
 def patient_view_cards(patient: PatientData, settings: CardSettings) -> list[Card]:
     """Every card for a patient-view, in the app's attention order: unreviewed safety items (newest first),
     reliable deteriorations, scores in their most severe band, measures due, reliable improvements, then the
@@ -420,6 +446,8 @@ def patient_view_cards(patient: PatientData, settings: CardSettings) -> list[Car
     overdue = overdue_measures(patient.measures, settings)
     if overdue:
         cards.append(overdue_card(overdue, patient, settings))
+    if patient.requests:
+        cards.append(requests_card(patient, settings))
     better = [m for m in newest_first if m not in worse + severe and any(s.change == "improved" for s in m.scores)]
     cards += [improvement_card(measure, patient, settings) for measure in better]
     if patient.measures:

@@ -16,6 +16,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.subscription import Subscription
+from fhir.resources.R4B.task import Task
 from orjson import dumps
 
 from service.fhir.errors import BadRequest
@@ -32,6 +33,7 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "Group": Group,
     "Measure": Measure,
     "MeasureReport": MeasureReport,
+    "Task": Task,
 }
 
 

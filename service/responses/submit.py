@@ -7,7 +7,7 @@ then store it all in one transaction. Also its update (an amendment) and its del
       the person's previous response     (one query)
       Observations, Flags, Provenance,   (pure: responses.derived)
         outbox events
-      one transaction: the response, what it derives, its AuditEvent
+      one transaction: the open Task it answers completed, the response and its AuditEvent, what it derives
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from service.fhir.errors import BadRequest, Conflict, Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.response_status import RESPONSE_STATUSES
 from service.fhir.versions import StoredVersion
+from service.invitations.tasks import complete_open_task
 from service.resources import visible
 from service.responses.checks import CheckedResponse, check_response
 from service.responses.derived import DerivedWrites, Existing, Previous, ResponseVersion, plan_derived
@@ -167,6 +168,7 @@ def submit_response(
                 # Another response of the same person and instrument was stored meanwhile: compare with it.
                 plan = _plan(services, row, stored, questionnaire, checked, _previous(session, row), {}, {})
                 rows = _new_rows(plan, stored)
+            complete_open_task(session, row.id, checked.scoring.response, stored.last_updated)
             _insert_audited(session, services, row, stored, grant)
             services.faults.reached("after-response")
             _write_derived(session, services, plan, rows)
@@ -204,10 +206,12 @@ def update_response(
             new, stored = new_row(QR, checked.scoring.response, resource_id, columns, utcnow())
             assert isinstance(new, QuestionnaireResponseRow)
             plan = _plan(services, new, stored, questionnaire, checked, _previous(session, new), {}, {})
+            complete_open_task(session, new.id, checked.scoring.response, stored.last_updated)
             _insert_audited(session, services, new, stored, grant)
             _write_derived(session, services, plan, _new_rows(plan, stored))
             return WriteResult(stored, created=True, issues=checked.warnings)
         assert isinstance(row, QuestionnaireResponseRow)
+        complete_open_task(session, row.id, checked.scoring.response, utcnow())
         stored = replace(session, services, QR, row, checked.scoring.response, grant, columns=columns)
         observations = _existing(store_derived.derived_from(session, ObservationRow, row.id))
         flags = _existing(store_derived.derived_from(session, FlagRow, row.id))

@@ -13,6 +13,7 @@ from service.fhir.dates import DateOutOfRange, InvalidDate, date_range
 from service.fhir.errors import BadRequest
 from service.fhir.issues import Issue
 from service.fhir.search import Criterion, ReferenceValue, SearchCapabilities, SearchParamDef, TokenValue
+from service.invitations.shape import questionnaire_of
 from service.store.filters import (
     Column,
     Filter,
@@ -28,6 +29,7 @@ from service.store.filters import (
 from service.store.models import (
     AuditEventEntity,
     AuditEventRow,
+    CommunicationRow,
     FlagRow,
     GroupMember,
     GroupRow,
@@ -42,6 +44,7 @@ from service.store.models import (
     QuestionnaireRow,
     ResourceRow,
     SubscriptionRow,
+    TaskRow,
 )
 
 EARLIEST = datetime(1, 1, 1)
@@ -663,4 +666,109 @@ MEASURE_REPORT = ResourceKind(
     sort_columns={"_lastUpdated": MR.last_updated},
     index=_index_measure_report,
     compartment=lambda row: _patient_of(row),
+)
+
+
+# Task ----------------------------------------------------------------------------------------------------
+
+
+def _index_task(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, TaskRow)
+    row.status = str(resource.get("status", ""))
+    codings = (resource.get("code") or {}).get("coding") or [{}]
+    first = codings[0] if isinstance(codings[0], Mapping) else {}
+    row.code_system, row.code = first.get("system"), first.get("code")
+    row.subject_type, row.subject_id = split_reference(resource.get("for"))
+    row.owner_type, row.owner_id = split_reference(resource.get("owner"))
+    row.requester_type, row.requester_id = split_reference(resource.get("requester"))
+    row.focus_type, row.focus_id = split_reference(resource.get("focus"))
+    url, _, version = (questionnaire_of(resource) or "").partition("|")
+    row.questionnaire_url, row.questionnaire_version = url or None, version or None
+    row.authored_low, row.authored_high = _date_columns(resource.get("authoredOn"), "Task.authoredOn")
+    row.authored_key = row.authored_low or EARLIEST
+    execution = resource.get("executionPeriod") or {}
+    row.period_low = _date_columns(execution.get("start"), "Task.executionPeriod.start")[0]
+    row.period_high = _date_columns(execution.get("end"), "Task.executionPeriod.end")[1]
+    wanted = (resource.get("restriction") or {}).get("period") or {}
+    row.wanted_from = _date_columns(wanted.get("start"), "Task.restriction.period.start")[0]
+    row.wanted_until = _date_columns(wanted.get("end"), "Task.restriction.period.end")[1]
+
+
+TASK = ResourceKind(
+    resource_type="Task",
+    model=TaskRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient asked to answer (Task.for)", "Patient"),
+            "subject": SearchParamDef("subject", "reference", "Whom the task is for (Task.for)"),
+            "status": SearchParamDef(
+                "status", "token", "requested | ready | in-progress | completed | cancelled | failed | ..."
+            ),
+            "code": SearchParamDef("code", "token", "What is asked (sdc temp#complete-questionnaire)"),
+            "focus": SearchParamDef("focus", "reference", "What the task acts on"),
+            "owner": SearchParamDef("owner", "reference", "Who is to do it"),
+            "requester": SearchParamDef("requester", "reference", "Who asked for it"),
+            "authored-on": SearchParamDef("authored-on", "date", "When the task was created"),
+            "period": SearchParamDef("period", "date", "When the task was worked on (Task.executionPeriod)"),
+        },
+        sorts=("authored-on", "_lastUpdated"),
+    ),
+    filters={
+        **_common_filters(TaskRow),
+        "patient": reference_filter(TaskRow.subject_type, TaskRow.subject_id),
+        "subject": reference_filter(TaskRow.subject_type, TaskRow.subject_id),
+        "status": token_filter(TaskRow.status),
+        "code": token_filter(TaskRow.code, TaskRow.code_system),
+        "focus": reference_filter(TaskRow.focus_type, TaskRow.focus_id),
+        "owner": reference_filter(TaskRow.owner_type, TaskRow.owner_id),
+        "requester": reference_filter(TaskRow.requester_type, TaskRow.requester_id),
+        "authored-on": date_filter(TaskRow.authored_low, TaskRow.authored_high),
+        "period": date_filter(TaskRow.period_low, TaskRow.period_high),
+    },
+    sort_columns={"authored-on": TaskRow.authored_key, "_lastUpdated": TaskRow.last_updated},
+    index=_index_task,
+    compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(TaskRow),
+)
+
+
+# Communication -------------------------------------------------------------------------------------------
+
+
+def _index_communication(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, CommunicationRow)
+    row.status = str(resource.get("status", ""))
+    row.subject_type, row.subject_id = split_reference(resource.get("subject"))
+    based_on = [split_reference(ref) for ref in resource.get("basedOn") or ()]
+    row.based_on_id = next((rid for rtype, rid in based_on if rtype == "Task"), None)
+    row.sent_low, row.sent_high = _date_columns(resource.get("sent"), "Communication.sent")
+
+
+COMMUNICATION = ResourceKind(
+    resource_type="Communication",
+    model=CommunicationRow,
+    capabilities=SearchCapabilities(
+        params={
+            **COMMON_PARAMS,
+            "patient": SearchParamDef("patient", "reference", "The patient the message was about", "Patient"),
+            "subject": SearchParamDef("subject", "reference", "The subject of the message"),
+            "based-on": SearchParamDef("based-on", "reference", "The Task the message was sent for", "Task"),
+            "status": SearchParamDef("status", "token", "completed (sent) | stopped (not sent)"),
+            "sent": SearchParamDef("sent", "date", "When the message was sent"),
+        },
+        sorts=("_lastUpdated",),
+    ),
+    filters={
+        **_common_filters(CommunicationRow),
+        "patient": reference_filter(CommunicationRow.subject_type, CommunicationRow.subject_id),
+        "subject": reference_filter(CommunicationRow.subject_type, CommunicationRow.subject_id),
+        "based-on": typed_reference_filter(CommunicationRow.based_on_id, "Task"),
+        "status": token_filter(CommunicationRow.status),
+        "sent": date_filter(CommunicationRow.sent_low, CommunicationRow.sent_high),
+    },
+    sort_columns={"_lastUpdated": CommunicationRow.last_updated},
+    index=_index_communication,
+    compartment=lambda row: _patient_of(row),
+    patient_column=_subject_patient_column(CommunicationRow),
 )

@@ -434,6 +434,86 @@ class MeasureReportRow(ResourceRow):
     date_high: Mapped[datetime | None]
 
 
+class TaskRow(ResourceRow):
+    """Requests for a person to complete a Questionnaire (SDC's Task), open until answered, cancelled or expired."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_subject_status", "subject_id", "subject_type", "status", "pk"),
+        # The open Task a submitted response completes: same person, same instrument.
+        Index("ix_task_open_questionnaire", "subject_id", "questionnaire_url", "status"),
+        Index("ix_task_updated", "last_updated", "pk"),
+        Index("ix_task_authored", "authored_key", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(24))
+    code_system: Mapped[str | None] = mapped_column(String(512))
+    code: Mapped[str | None] = mapped_column(String(128))
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    owner_type: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(String(128))
+    requester_type: Mapped[str | None] = mapped_column(String(64))
+    requester_id: Mapped[str | None] = mapped_column(String(128))
+    focus_type: Mapped[str | None] = mapped_column(String(64))
+    focus_id: Mapped[str | None] = mapped_column(String(128))
+    questionnaire_url: Mapped[str | None] = mapped_column(String(512))
+    questionnaire_version: Mapped[str | None] = mapped_column(String(64))
+    authored_low: Mapped[datetime | None]
+    authored_high: Mapped[datetime | None]
+    authored_key: Mapped[datetime]
+    period_low: Mapped[datetime | None]  # executionPeriod (the `period` search parameter)
+    period_high: Mapped[datetime | None]
+    # restriction.period: when the answers are wanted (its end is the due date).
+    wanted_from: Mapped[datetime | None]
+    wanted_until: Mapped[datetime | None]
+
+
+class TaskInvitation(Base):
+    """The one live completion link of a Task: only the SHA-256 of its token is kept. A new link replaces the row."""
+
+    __tablename__ = "task_invitation"
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # Whom the link was sent to, as the audit names them (never an address).
+    invitee: Mapped[str] = mapped_column(String(256))
+    response_id: Mapped[str | None] = mapped_column(String(64))  # the in-progress response the page saves to
+    # The e-mail address given with $invite, kept only while e-mailed reminders remain to be sent (then erased).
+    address: Mapped[str | None] = mapped_column(String(320))
+
+
+class CommunicationRow(ResourceRow):
+    """A record of each message the service sent about a Task (an invitation or reminder e-mail): never its text."""
+
+    __tablename__ = "communication"
+    __table_args__ = (
+        Index("ix_communication_subject", "subject_id", "subject_type", "pk"),
+        Index("ix_communication_based_on", "based_on_id"),
+        Index("ix_communication_updated", "last_updated", "pk"),
+    )
+
+    status: Mapped[str] = mapped_column(String(24))
+    subject_type: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128))
+    based_on_id: Mapped[str | None] = mapped_column(String(64))  # the Task
+    sent_low: Mapped[datetime | None]
+    sent_high: Mapped[datetime | None]
+
+
+class TaskNotice(Base):
+    """Each notice about a Task that must happen once (a reminder, an expiry): the primary key makes it so."""
+
+    __tablename__ = "task_notice"
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    notice: Mapped[str] = mapped_column(String(32), primary_key=True)  # reminder-3 | expired | ...
+    sent_at: Mapped[datetime]
+
+
 class ExportJob(Base):
     """A Bulk Data export: what was asked, by whom, and how far the worker has got."""
 

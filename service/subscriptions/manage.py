@@ -24,7 +24,7 @@ from service.resources import load_row
 from service.services import Services
 from service.store import outbox
 from service.store.access import check_body, check_row
-from service.store.kinds import FLAG, OBSERVATION, QUESTIONNAIRE_RESPONSE, SUBSCRIPTION, ResourceKind
+from service.store.kinds import FLAG, OBSERVATION, QUESTIONNAIRE_RESPONSE, SUBSCRIPTION, TASK, ResourceKind
 from service.store.models import OutboxEvent, SubscriptionRow
 from service.store.repository import ResourceRepository
 from service.subscriptions.backport import (
@@ -161,7 +161,7 @@ def delete_subscription(services: Services, subscription_id: str, grant: Grant) 
 # what a subscription's owner sees ---------------------------------------------------------------------------
 
 FOCUS_KINDS: dict[str, ResourceKind] = {
-    kind.resource_type: kind for kind in (QUESTIONNAIRE_RESPONSE, OBSERVATION, FLAG)
+    kind.resource_type: kind for kind in (QUESTIONNAIRE_RESPONSE, OBSERVATION, FLAG, TASK)
 }
 
 

@@ -74,7 +74,30 @@ SAFETY_FLAG = Topic(
     filters=(PATIENT_FILTER,),
 )
 
-TOPICS: Mapping[str, Topic] = {topic.url: topic for topic in (RESPONSE_COMPLETED, SCORE_ALERT, SAFETY_FLAG)}
+# What happened to a Task (an event's code): the person was asked, a reminder is due, they answered, time ran out.
+TASK_EVENT_SYSTEM = "https://recovery-proms.org/fhir/CodeSystem/task-event"
+TASK_EVENTS = ("requested", "reminder-due", "completed", "expired")
+QUESTIONNAIRE_TASK = Topic(
+    id="questionnaire-task",
+    name="QuestionnaireTask",
+    title="A person was asked to complete a measure, reminded, answered, or the request expired",
+    description=(
+        "A Task asking a person to complete a Questionnaire (SDC's Task) was requested (a completion link was "
+        "made), a reminder fell due, the person's response completed it, or it expired unanswered. The event's "
+        f"code ({TASK_EVENT_SYSTEM}) says which: {', '.join(TASK_EVENTS)}."
+    ),
+    resource="Task",
+    interactions=("create", "update"),
+    filters=(
+        PATIENT_FILTER,
+        FilterDef("questionnaire", "canonical", "The Questionnaire asked for: its canonical url, optionally |version"),
+        FilterDef("event", "token", f"What happened: {' | '.join(TASK_EVENTS)}"),
+    ),
+)
+
+TOPICS: Mapping[str, Topic] = {
+    topic.url: topic for topic in (RESPONSE_COMPLETED, SCORE_ALERT, SAFETY_FLAG, QUESTIONNAIRE_TASK)
+}
 TOPICS_BY_ID: Mapping[str, Topic] = {topic.id: topic for topic in TOPICS.values()}
 
 
@@ -204,7 +227,7 @@ def _holds(condition: Condition, facts: EventFacts) -> bool:
             if wanted_url == url and (not wanted_version or wanted_version == version):
                 return True
         return False
-    if condition.name == "code":
+    if condition.name in ("code", "event"):
         for value in condition.values:
             system, bar, code = value.rpartition("|")
             for fact_system, fact_code in facts.codes:

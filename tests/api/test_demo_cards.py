@@ -66,12 +66,14 @@ def launched(app: Flask, subject: str) -> FlaskClient:
 
 
 def kind(card: Mapping[str, Any]) -> str:
-    """safety | warning | overdue | improved | summary."""
+    """safety | warning | overdue | requests | improved | summary."""
     if card["indicator"] == "critical":
         return "safety"
     if card["indicator"] == "warning":
         return "warning"
     context = json.loads(card["links"][0]["appContext"])
+    if "tasks" in context:
+        return "requests"
     return "overdue" if "questionnaires" in context else "improved" if "questionnaire" in context else "summary"
 
 
@@ -79,9 +81,9 @@ def kind(card: Mapping[str, Any]) -> str:
 def test_the_personas_show_every_kind_of_card(cds: Cds) -> None:
     cards = {patient: cds.cards(patient) for patient in ("demo-01", "demo-02", "demo-03", "demo-04")}
     kinds = {kind(card) for found in cards.values() for card in found}
-    assert kinds == {"safety", "warning", "summary", "overdue", "improved"}
+    assert kinds == {"safety", "warning", "summary", "overdue", "requests", "improved"}
     assert all(kind(found[-1]) == "summary" for found in cards.values())  # everyone has measures
-    order = ["safety", "warning", "overdue", "improved", "summary"]  # the app's attention order
+    order = ["safety", "warning", "overdue", "requests", "improved", "summary"]  # the app's attention order
     for found in cards.values():
         assert [order.index(kind(card)) for card in found] == sorted(order.index(kind(card)) for card in found)
         assert all(len(card["summary"]) < 140 for card in found)
@@ -113,6 +115,9 @@ def test_the_personas_show_every_kind_of_card(cds: Cds) -> None:
     assert f"{INSTRUMENT_URL}qpr-15" in due and f"{INSTRUMENT_URL}phq-9" not in due
     for patient in ("demo-01", "demo-02", "demo-03"):
         assert "overdue" not in {kind(card) for card in cards[patient]}
+    # demo-04 was asked to complete the QPR-15 again, and has not answered.
+    (asked,) = [card for card in cards["demo-04"] if kind(card) == "requests"]
+    assert re.fullmatch(r"QPR-15 sent \d{1,2} \w{3}( \d{4})?, not yet answered", asked["summary"]), asked["summary"]
 
 
 def instrument_section(page: str, questionnaire_id: str) -> str:

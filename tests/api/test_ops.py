@@ -71,7 +71,16 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Patient",
         "Measure",
         "MeasureReport",
+        "Task",
+        "Communication",
     }
+    task = resources["Task"]
+    assert {p["name"] for p in task["searchParam"]} == {
+        "_id", "_lastUpdated", "patient", "subject", "status", "code", "focus", "owner", "requester", "authored-on",
+        "period",
+    }  # fmt: skip
+    assert {op["name"] for op in task["operation"]} == {"invite"}
+    assert "create" in {i["code"] for i in task["interaction"]}
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}
     assert params == {
@@ -127,7 +136,7 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
     assert {op["name"] for op in subscription["operation"]} == {"status", "events"}
     assert {p["name"] for p in subscription["searchParam"]} == {"_id", "_lastUpdated", "status", "url", "patient"}
     assert "history-type" not in {i["code"] for i in subscription["interaction"]}
-    assert len(subscription["extension"]) == 3  # the topics it can name
+    assert len(subscription["extension"]) == 4  # the topics it can name
     assert {i["code"] for i in resources["Basic"]["interaction"]} == {"read", "search-type"}
     assert [op["name"] for op in resources["Group"]["operation"]] == ["export"]
     assert resources["Measure"]["operation"] == [

@@ -771,3 +771,19 @@ def test_a_cds_cards_link_opens_the_app_at_its_safety_item(
     assert landing({"patient": "p1", "flag": flag_id}) == f"/app/flags/{flag_id}"
     assert landing({"patient": "p2", "flag": flag_id}) == "/app/patient"  # a card about someone else
     assert landing({"patient": "p1", "flag": "../sign-out"}) == "/app/patient"
+
+
+def test_the_dashboard_shows_who_was_asked_and_has_not_answered(
+    launched: Launch, fhir: Fhir, library: dict[str, dict[str, Any]]
+) -> None:
+    from tests.api.tasks import task
+
+    phq9 = "https://recovery-proms.org/fhir/Questionnaire/phq-9|1.2.0"
+    asked = fhir.create(task(patient="p1", questionnaire=phq9, start=None, due="2026-12-16"))
+    fhir.create(task(patient="p2", questionnaire=phq9, start=None, due=None))  # somebody else's
+    assert fhir.post(f"Task/{asked['id']}/$invite", {"resourceType": "Parameters"}).status_code == 200
+    page = text(launched("p1").get("/app/patient"))
+    section = page[page.index('<section class="requests"') :]
+    section = section[: section.index("</section>")]
+    assert re.findall(r'data-task="([^"]+)"', section) == [asked["id"]]
+    assert re.search(r"PHQ-9 sent \d{1,2} [A-Z][a-z]{2}( \d{4})?, not yet answered", plain(section))

@@ -6,7 +6,7 @@ from typing import Any
 
 from fhir.resources.R4B.basic import Basic
 
-from service.subscriptions.topics import RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT, TOPIC_BASE
+from service.subscriptions.topics import QUESTIONNAIRE_TASK, RESPONSE_COMPLETED, SAFETY_FLAG, SCORE_ALERT, TOPIC_BASE
 from tests.conftest import Fhir, Keys
 from tests.jobs.test_delivery import subscription
 
@@ -16,14 +16,14 @@ XVER = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
 
 def test_topics_are_published_as_basic_resources(fhir: Fhir, keys: Keys) -> None:
     listed = fhir.get("Basic?code=SubscriptionTopic").get_json()
-    assert listed["total"] == 3
+    assert listed["total"] == 4
     urls = set()
     for entry in listed["entry"]:
         topic = entry["resource"]
         Basic.model_validate(topic)
         assert topic["code"]["coding"][0] == {"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}
         urls.add(next(e["valueUri"] for e in topic["extension"] if e["url"] == f"{XVER}.url"))
-    assert urls == {RESPONSE_COMPLETED.url, SCORE_ALERT.url, SAFETY_FLAG.url}
+    assert urls == {RESPONSE_COMPLETED.url, SCORE_ALERT.url, SAFETY_FLAG.url, QUESTIONNAIRE_TASK.url}
     assert all(url.startswith(TOPIC_BASE) for url in urls)
     one = fhir.get("Basic/score-alert").get_json()
     filters = [

@@ -23,6 +23,7 @@ from service.config import PROJECT_ROOT
 from service.outcomes.library import load_measures
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
+from tests.api.tasks import task
 from tests.conftest import Keys, jwt_settings
 
 # The contract document itself is checked in tests/api/test_ops.py (schemathesis skips its own schema path).
@@ -52,6 +53,8 @@ def contract_app(sqlite_template: Path, tmp_path: Path, keys: Keys) -> Iterator[
     # Stored data, so that reads, searches and includes have something to find.
     client.post("/fhir/Questionnaire", json=questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=response())
+    created = client.post("/fhir/Task", json=task(due=None, start=None)).get_json()
+    client.post(f"/fhir/Task/{created['id']}/$invite")
     client.post("/fhir/Questionnaire", json=scored_questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=scored_response(("often", "never", "always")))
     load_measures(app.web.services, PROJECT_ROOT / "measures")  # so that $evaluate-measure has Measures to run

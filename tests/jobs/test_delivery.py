@@ -240,3 +240,30 @@ def test_two_workers_deliver_each_event_once_and_in_order(
         assert len(receiver.bundles("handshake")) == 1
     finally:
         second.stop()
+
+
+def test_the_questionnaire_task_topic_notifies_what_happens_to_a_task(
+    fhir: Fhir, receiver: Receiver, worker: Any
+) -> None:
+    from service.subscriptions.topics import QUESTIONNAIRE_TASK
+    from tests.api.tasks import task
+
+    fhir.create(questionnaire())
+    created = fhir.create(
+        subscription(
+            receiver.url, topic=QUESTIONNAIRE_TASK.url, criteria="Task?patient=Patient/p1&event=requested,completed"
+        )
+    )
+    wait_status(fhir, created["id"], "active")
+    asked = fhir.create(task(due=None, start=None))
+    fhir.create(task(patient="p2", due=None, start=None))  # another patient: filtered out
+    assert fhir.post(f"Task/{asked['id']}/$invite", {"resourceType": "Parameters"}).status_code == 200
+    fhir.create(response(basedOn=[{"reference": f"Task/{asked['id']}"}]))
+    receiver.wait_for(lambda: len(receiver.event_numbers()) >= 2)
+    time.sleep(0.2)
+    assert receiver.event_numbers() == [1, 2]
+    focus = [bundle["entry"][1] for bundle in receiver.bundles("event-notification")]
+    assert all(f"/Task/{asked['id']}" in entry["fullUrl"] for entry in focus)
+    # Delivered after the Task was completed: the requested event names its version, the completed one carries it.
+    assert focus[1]["resource"]["status"] == "completed"
+    assert parameter(receiver.bundles("event-notification")[0], "topic") == QUESTIONNAIRE_TASK.url

@@ -25,6 +25,7 @@ from service.store import search as store_search
 from service.store.access import check_row, history_condition, restrict_search
 from service.store.kinds import (
     AUDIT_EVENT,
+    CODE_SYSTEM,
     FLAG,
     GROUP,
     MEASURE,
@@ -34,6 +35,7 @@ from service.store.kinds import (
     QUESTIONNAIRE,
     QUESTIONNAIRE_RESPONSE,
     SUBSCRIPTION,
+    VALUE_SET,
     ResourceKind,
 )
 from service.store.models import ResourceRow, ResourceVersion
@@ -66,6 +68,9 @@ SERVED: Mapping[str, ServedType] = {
     "Group": ServedType(GROUP, READ_WRITE),
     # The built-in outcome Measures, and the report of each $evaluate-measure run.
     "Measure": ServedType(MEASURE, READ_ONLY, "the built-in outcome Measures are loaded by `proms init`"),
+    # Terminology: definitions, written by backends (system/ scopes) and loaded by `proms init`.
+    "ValueSet": ServedType(VALUE_SET, READ_WRITE),
+    "CodeSystem": ServedType(CODE_SYSTEM, READ_WRITE),
     "MeasureReport": ServedType(MEASURE_REPORT, READ_ONLY, "MeasureReports are made by Measure/$evaluate-measure"),
 }
 # What _revinclude may bring in beside the matches, by the type it brings (it needs the caller's grant for it).

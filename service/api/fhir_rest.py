@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, request
 from werkzeug.routing import BaseConverter
 
-from service import questionnaires, resources
+from service import questionnaires, resources, terminology
 from service.api.http import (
     etag,
     fhir_interaction,
@@ -53,6 +53,8 @@ CREATE: dict[str, Create] = {
     "QuestionnaireResponse": submit_response,
     "Subscription": create_subscription,
     "Group": create_group,
+    "ValueSet": terminology.create_value_set,
+    "CodeSystem": terminology.create_code_system,
 }
 UPDATE: dict[str, Update] = {
     "Questionnaire": questionnaires.update_questionnaire,
@@ -60,12 +62,16 @@ UPDATE: dict[str, Update] = {
     "Flag": update_flag,
     "Subscription": update_subscription,
     "Group": update_group,
+    "ValueSet": terminology.update_value_set,
+    "CodeSystem": terminology.update_code_system,
 }
 DELETE: dict[str, Delete] = {
     "Questionnaire": questionnaires.delete_questionnaire,
     "QuestionnaireResponse": delete_response,
     "Subscription": delete_subscription,
     "Group": delete_group,
+    "ValueSet": terminology.delete_value_set,
+    "CodeSystem": terminology.delete_code_system,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.group import Group
@@ -16,6 +17,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.subscription import Subscription
+from fhir.resources.R4B.valueset import ValueSet
 from orjson import dumps
 
 from service.fhir.errors import BadRequest
@@ -32,6 +34,8 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "Group": Group,
     "Measure": Measure,
     "MeasureReport": MeasureReport,
+    "ValueSet": ValueSet,
+    "CodeSystem": CodeSystem,
 }
 
 

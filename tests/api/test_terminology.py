@@ -245,3 +245,27 @@ def test_lookup(fhir: Fhir, shipped: None) -> None:
     assert fhir.get(f"CodeSystem/$lookup?system={ISO}&code=QQ").status_code == 404
     assert fhir.get("CodeSystem/$lookup?system=http://loinc.org&code=1-8").status_code == 404
     assert fhir.get("CodeSystem/$lookup?code=NZ").status_code == 400
+
+
+# audit and conformance -------------------------------------------------------------------------------------------
+
+
+def test_writes_are_audited_and_reads_of_definitions_are_not(fhir: Fhir) -> None:
+    created = fhir.create(small_code_system())
+    fhir.get(f"CodeSystem/{created['id']}")
+    fhir.put(f"CodeSystem/{created['id']}", {**created, "title": "Mood"})
+    fhir.delete(f"CodeSystem/{created['id']}")
+    bundle = fhir.get(f"AuditEvent?entity=CodeSystem/{created['id']}").get_json()
+    kinds = sorted(entry["resource"]["subtype"][0]["code"] for entry in bundle.get("entry", []))
+    assert kinds == ["create", "delete", "update"]
+
+
+def test_the_capability_statement_declares_terminology(fhir: Fhir) -> None:
+    statement = fhir.get("metadata").get_json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    for resource_type, operations in (("ValueSet", {"expand", "validate-code"}), ("CodeSystem", {"lookup"})):
+        declared = resources[resource_type]
+        assert {i["code"] for i in declared["interaction"]} >= {"read", "vread", "create", "update", "delete"}
+        assert {p["name"] for p in declared["searchParam"]} >= {"url", "version", "name", "status"}
+        assert {o["name"] for o in declared["operation"]} == operations
+    assert "422" in resources["ValueSet"]["documentation"]

@@ -24,7 +24,7 @@ class Services:
     faults: FaultPoints  # test-only crash points inside a submission's transaction
     software: str  # what Provenance names as the software that derived a resource
     # Expansions of stored ValueSets, by (type, id, versionId) of the ValueSet; default: a new cache per Services.
-    expansions: VersionCache[object] = field(default_factory=VersionCache)
+    expansions: VersionCache[object] = field(default_factory=lambda: VersionCache(capacity=32))
 
     def close(self) -> None:
         self.db.dispose()

@@ -5,8 +5,10 @@ Expected values are counted from the shipped files and from pycountry's data dir
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import orjson
 import pycountry
 import pytest
 from flask import Flask
@@ -269,3 +271,67 @@ def test_the_capability_statement_declares_terminology(fhir: Fhir) -> None:
         assert {p["name"] for p in declared["searchParam"]} >= {"url", "version", "name", "status"}
         assert {o["name"] for o in declared["operation"]} == operations
     assert "422" in resources["ValueSet"]["documentation"]
+
+
+# a transaction carrying the value set its Questionnaire points at -------------------------------------------------
+
+MOOD_VS = "http://example.org/ValueSet/mood"
+
+
+def _transaction(*resources: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    entries = [
+        {"fullUrl": urn, "resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
+        for resource, urn in resources
+    ]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _mood_questionnaire() -> dict[str, Any]:
+    item = {"linkId": "mood", "text": "Mood today", "type": "choice", "answerValueSet": MOOD_VS}
+    return {
+        "resourceType": "Questionnaire",
+        "url": "http://example.org/Questionnaire/mood-list",
+        "version": "1",
+        "name": "MoodList",
+        "title": "Mood list",
+        "status": "active",
+        "item": [item],
+    }
+
+
+def _mood_response(questionnaire: str, code: str, patient: str) -> dict[str, Any]:
+    coding = {"system": "http://example.org/CodeSystem/mood", "code": code}
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": questionnaire,
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient}"},
+        "authored": "2026-01-15T10:00:00Z",
+        "item": [{"linkId": "mood", "answer": [{"valueCoding": coding}]}],
+    }
+
+
+def _send(fhir: Fhir, bundle: dict[str, Any]) -> Any:
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    return fhir.client.post("/fhir", data=orjson.dumps(bundle), headers=headers)
+
+
+def test_a_transaction_with_its_value_set_is_stored_whole_or_not_at_all(fhir: Fhir) -> None:
+    questionnaire_urn = f"urn:uuid:{uuid.uuid4()}"
+    responses = [(_mood_response(questionnaire_urn, code, p), f"urn:uuid:{uuid.uuid4()}") for code, p in
+                 (("good", "p1"), ("great", "p2"), ("bad", "p3"))]  # fmt: skip
+    definitions = [
+        (small_code_system(), f"urn:uuid:{uuid.uuid4()}"),
+        (small_value_set(), f"urn:uuid:{uuid.uuid4()}"),
+        (_mood_questionnaire(), questionnaire_urn),
+    ]
+    refused = [*responses[:2], (_mood_response(questionnaire_urn, "calm", "p3"), f"urn:uuid:{uuid.uuid4()}")]
+    answer = _send(fhir, _transaction(*refused, *definitions))
+    assert answer.status_code == 422, answer.get_data(as_text=True)  # calm is not in the stored value set
+    assert "calm" in answer.get_data(as_text=True)
+    for resource_type in ("CodeSystem", "ValueSet", "Questionnaire", "QuestionnaireResponse"):
+        assert fhir.get(f"{resource_type}?_summary=count").get_json()["total"] == 0, resource_type
+    answer = _send(fhir, _transaction(*responses, *definitions))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert [entry["response"]["status"] for entry in answer.get_json()["entry"]] == ["201 Created"] * 6
+    assert fhir.get("QuestionnaireResponse?_summary=count").get_json()["total"] == 3

@@ -71,6 +71,8 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "Patient",
         "Measure",
         "MeasureReport",
+        "ValueSet",
+        "CodeSystem",
     }
     qr = resources["QuestionnaireResponse"]
     params = {p["name"] for p in qr["searchParam"]}

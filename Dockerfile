@@ -18,6 +18,7 @@ COPY gunicorn.conf.py alembic.ini openapi.yaml ./
 COPY migrations ./migrations
 COPY questionnaires ./questionnaires
 COPY measures ./measures
+COPY terminology ./terminology
 COPY docs ./docs
 # The code stays root's and read-only. Export files and clinician-app sessions are in the database; the service
 # writes under var/ only when PROMS_DATABASE_URL names no database (a SQLite file there, for trying the image out).

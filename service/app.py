@@ -27,6 +27,7 @@ from service.api import (
     smart,
     smart_app,
     subscriptions,
+    terminology,
 )
 from service.api.throttle import AuthFailureThrottle, LinkFailureThrottle
 from service.api.web import ServiceApp, Web
@@ -42,6 +43,7 @@ from service.questionnaires import load_library
 from service.resources import SERVED
 from service.services import build_services
 from service.subscriptions.topics import TOPICS
+from service.terminology import load_terminology
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 log = logging.getLogger("proms.http")
@@ -74,6 +76,11 @@ OPERATIONS = {
     "Measure": (("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),),
     # The service's own: a single-use completion link for the person the Task asks (docs/invitations.md).
     "Task": (("invite", "https://recovery-proms.org/fhir/OperationDefinition/Task-invite"),),
+    "ValueSet": (
+        ("expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"),
+        ("validate-code", "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"),
+    ),
+    "CodeSystem": (("lookup", "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup"),),
 }
 # What a client should know about a type beyond its interactions and search parameters.
 DOCUMENTATION = {
@@ -82,6 +89,13 @@ DOCUMENTATION = {
     "each one, warnings (no licence, name or title) pass.",
     "Observation": "Derived from scored responses: a panel and one Observation per score, its band in "
     "interpretation and every band of the score in referenceRange (inclusive low and high, the band's name as text).",
+    "ValueSet": "Expanded from what is held here: concept lists, stored CodeSystems with content complete, other "
+    "stored ValueSets and the filters is-a, descendent-of, is-not-a and =. $expand takes filter (case-insensitive, "
+    "on code and display), count and offset; a value set needing a code system not held (LOINC, SNOMED CT) is a 422 "
+    "naming it. Shipped: FHIR core administrative-gender, item-type, jurisdiction (ISO 3166), yesnodontknow and the "
+    "answer lists of the built-in instruments. Written by system/ clients only.",
+    "CodeSystem": "$lookup gives a held code's display, designations, properties, parent and children. Written by "
+    "system/ clients only.",
     "AuditEvent": "Every resource and patient an access named is indexed: entity=Flag/{id} finds who read a safety "
     "flag, patient (or entity=Patient/{id}) every access to a person's data. type and subtype are the interaction.",
 }
@@ -278,6 +292,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     bundles.init_app(app)
     response_operations.init_app(app)
     measures.init_app(app)
+    terminology.init_app(app)
     conformance.init_app(app)
     smart.init_app(app)
     smart_app.init_app(app)
@@ -295,4 +310,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         )
         report = load_measures(services, settings.measures_dir)
         log.info("outcome measures loaded", extra={"created": len(report.created), "failed": len(report.failed)})
+        report = load_terminology(services, settings.terminology_dir, settings.questionnaires_dir)
+        log.info("terminology loaded", extra={"created": len(report.created), "failed": len(report.failed)})
     return app

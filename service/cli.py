@@ -167,14 +167,17 @@ def init() -> None:
         _upgrade(settings)
         report = _load(settings, settings.questionnaires_dir)
         measures = _load_measures(settings, settings.measures_dir)
+        terms = _load_terminology(settings)
     _report_load(report)
     _report_load(measures, "outcome measures")
+    _report_load(terms, "terminology")
 
 
 def _check_init(settings: Settings) -> None:
     settings.check_migrations()
     settings.check_library()
     settings.check_measures()
+    settings.check_terminology()
 
 
 def _upgrade(settings: Settings) -> None:
@@ -202,6 +205,17 @@ def _load_measures(settings: Settings, directory: Path) -> LoadReport:
     services = build_services(settings)
     try:
         return load_measures(services, directory)
+    finally:
+        services.close()
+
+
+def _load_terminology(settings: Settings) -> LoadReport:
+    from service.services import build_services
+    from service.terminology import load_terminology
+
+    services = build_services(settings)
+    try:
+        return load_terminology(services, settings.terminology_dir, settings.questionnaires_dir)
     finally:
         services.close()
 

@@ -163,6 +163,7 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 500
     questionnaires_dir: Path = field(default=PROJECT_ROOT / "questionnaires")
+    terminology_dir: Path = field(default=PROJECT_ROOT / "terminology")
     measures_dir: Path = field(default=PROJECT_ROOT / "measures")
     migrations_dir: Path = field(default=PROJECT_ROOT / "migrations")
     openapi_path: Path = field(default=PROJECT_ROOT / "openapi.yaml")
@@ -296,6 +297,9 @@ class Settings:
     def check_library(self) -> None:
         _check_exists("PROMS_QUESTIONNAIRES_DIR", self.questionnaires_dir, directory=True)
 
+    def check_terminology(self) -> None:
+        _check_exists("PROMS_TERMINOLOGY_DIR", self.terminology_dir, directory=True)
+
     def check_measures(self) -> None:
         _check_exists("PROMS_MEASURES_DIR", self.measures_dir, directory=True)
 
@@ -322,6 +326,7 @@ class Settings:
             default_page_size=_int(env, "PROMS_DEFAULT_PAGE_SIZE", defaults.default_page_size, minimum=1),
             max_page_size=_int(env, "PROMS_MAX_PAGE_SIZE", defaults.max_page_size, minimum=1),
             questionnaires_dir=_path(env, "PROMS_QUESTIONNAIRES_DIR", defaults.questionnaires_dir),
+            terminology_dir=_path(env, "PROMS_TERMINOLOGY_DIR", defaults.terminology_dir),
             measures_dir=_path(env, "PROMS_MEASURES_DIR", defaults.measures_dir),
             migrations_dir=_path(env, "PROMS_MIGRATIONS_DIR", defaults.migrations_dir),
             openapi_path=_path(env, "PROMS_OPENAPI_PATH", defaults.openapi_path),

@@ -25,6 +25,7 @@ from service.store import search as store_search
 from service.store.access import check_row, history_condition, restrict_search
 from service.store.kinds import (
     AUDIT_EVENT,
+    CODE_SYSTEM,
     COMMUNICATION,
     FLAG,
     GROUP,
@@ -36,6 +37,7 @@ from service.store.kinds import (
     QUESTIONNAIRE_RESPONSE,
     SUBSCRIPTION,
     TASK,
+    VALUE_SET,
     ResourceKind,
 )
 from service.store.models import ResourceRow, ResourceVersion
@@ -68,6 +70,9 @@ SERVED: Mapping[str, ServedType] = {
     "Group": ServedType(GROUP, READ_WRITE),
     # The built-in outcome Measures, and the report of each $evaluate-measure run.
     "Measure": ServedType(MEASURE, READ_ONLY, "the built-in outcome Measures are loaded by `proms init`"),
+    # Terminology: definitions, written by backends (system/ scopes) and loaded by `proms init`.
+    "ValueSet": ServedType(VALUE_SET, READ_WRITE),
+    "CodeSystem": ServedType(CODE_SYSTEM, READ_WRITE),
     "MeasureReport": ServedType(MEASURE_REPORT, READ_ONLY, "MeasureReports are made by Measure/$evaluate-measure"),
     # Requests for a person to complete a Questionnaire (SDC's Task); completed by the response that answers them.
     "Task": ServedType(TASK, READ_WRITE),

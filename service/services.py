@@ -3,13 +3,14 @@ share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.audit import DatabaseAuditor
 from service.config import LOOPBACK_HOSTS, Settings, package_version
 from service.faults import FaultPoints
 from service.store.db import Database
 from service.store.questionnaires import QuestionnaireCache
+from service.store.terminology import VersionCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class Services:
     questionnaires: QuestionnaireCache  # parsed Questionnaire versions
     faults: FaultPoints  # test-only crash points inside a submission's transaction
     software: str  # what Provenance names as the software that derived a resource
+    # Expansions of stored ValueSets, by (type, id, versionId) of the ValueSet; default: a new cache per Services.
+    expansions: VersionCache[object] = field(default_factory=lambda: VersionCache(capacity=32))
 
     def close(self) -> None:
         self.db.dispose()

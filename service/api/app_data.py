@@ -31,6 +31,7 @@ from service.outcomes.classify import Tally
 from service.outcomes.evaluate import Period, evaluate_outcomes
 from service.responses.checks import validation_outcome
 from service.responses.submit import submit_response
+from service.terminology import value_set_resolver
 from service.writes import WriteResult
 
 MAX_RESULTS = 5000  # a dashboard bound: years of weekly measures, far below anything slow
@@ -148,7 +149,7 @@ def groups(clinician: Clinician) -> list[dict[str, Any]]:
 
 def check(questionnaire: dict[str, Any], response: dict[str, Any]) -> list[Issue]:
     """Every issue submitting this response would meet, as $validate reports them: nothing is stored."""
-    return validation_outcome(questionnaire, response)
+    return validation_outcome(questionnaire, response, value_set_resolver(services()))
 
 
 def review_flag(clinician: Clinician, flag_id: str) -> bool:

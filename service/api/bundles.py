@@ -273,10 +273,17 @@ def run_transaction(entries: list[BundleEntry]) -> list[Answer]:
     return [answers[entry.index] for entry in entries]
 
 
+# Created first among POSTs: the Questionnaires and responses of the same transaction find them by canonical url
+# (an answerValueSet), not by urn:uuid, so their checks see the terminology the transaction carries.
+TERMINOLOGY = frozenset({"CodeSystem", "ValueSet"})
+
+
 def processing_order(entries: list[BundleEntry]) -> list[BundleEntry]:
-    """DELETE, POST, PUT/PATCH, GET/HEAD; among POSTs, an entry after those whose urn:uuid it refers to."""
+    """DELETE, POST, PUT/PATCH, GET/HEAD; among POSTs, CodeSystems and ValueSets first, and an entry after those
+    whose urn:uuid it refers to."""
     ordered = sorted(entries, key=lambda entry: (ORDER.get(entry.method, 4), entry.index))
     posts = [entry for entry in ordered if entry.method == "POST"]
+    posts.sort(key=lambda entry: entry.url.split("?")[0] not in TERMINOLOGY)  # stable: bundle order otherwise
     by_url = {entry.full_url: entry for entry in posts if entry.full_url}
     placed: list[BundleEntry] = []
     done: set[int] = set()

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, request
 from werkzeug.routing import BaseConverter
 
-from service import questionnaires, resources
+from service import questionnaires, resources, terminology
 from service.api.http import (
     etag,
     fhir_interaction,
@@ -55,6 +55,8 @@ CREATE: dict[str, Create] = {
     "Subscription": create_subscription,
     "Group": create_group,
     "Task": create_task,
+    "ValueSet": terminology.create_value_set,
+    "CodeSystem": terminology.create_code_system,
 }
 UPDATE: dict[str, Update] = {
     "Questionnaire": questionnaires.update_questionnaire,
@@ -63,6 +65,8 @@ UPDATE: dict[str, Update] = {
     "Subscription": update_subscription,
     "Group": update_group,
     "Task": update_task,
+    "ValueSet": terminology.update_value_set,
+    "CodeSystem": terminology.update_code_system,
 }
 DELETE: dict[str, Delete] = {
     "Questionnaire": questionnaires.delete_questionnaire,
@@ -70,6 +74,8 @@ DELETE: dict[str, Delete] = {
     "Subscription": delete_subscription,
     "Group": delete_group,
     "Task": delete_task,
+    "ValueSet": terminology.delete_value_set,
+    "CodeSystem": terminology.delete_code_system,
 }
 
 

@@ -22,16 +22,20 @@ PERMISSIONS = {
     "delete": "d",
 }
 # Definitions, not health data: any authenticated client may read them.
-PUBLIC_DEFINITIONS = frozenset({"Questionnaire", "Measure", "StructureDefinition", "Basic"})  # Basic: topics
+PUBLIC_DEFINITIONS = frozenset(
+    {"Questionnaire", "Measure", "ValueSet", "CodeSystem", "StructureDefinition", "Basic"}  # Basic: topics
+)
 # Operations on a definition that read health data, whether or not they name an instance: they need only read
 # permission on the definition here (their use case checks what they read), and they are always audited.
 HEALTH_DATA_OPERATIONS = frozenset({"operation-evaluate-measure"})
 # Operations that change what an instance allows (a new completion link): they need update permission on it.
 CHANGING_OPERATIONS = frozenset({"operation-invite"})
+# Operations that only read definitions, whether or not they name an instance (terminology): read permission.
+DEFINITION_READ_OPERATIONS = frozenset({"operation-expand", "operation-validate-code", "operation-lookup"})
 # Conformance resources anyone may read, token or not.
 OPEN_CONFORMANCE = frozenset({"StructureDefinition"})
 # Only backend (system/) clients may change the instrument library.
-SYSTEM_ONLY_WRITES = frozenset({"Questionnaire"})
+SYSTEM_ONLY_WRITES = frozenset({"Questionnaire", "ValueSet", "CodeSystem"})
 # Not in a patient's compartment as the service serves them: never to patient-scoped tokens.
 NOT_FOR_PATIENT_SCOPES = frozenset({"AuditEvent", "Provenance"})
 # A patient may read these but only a clinician (user/) or a backend (system/) may change them: reviewing a safety
@@ -51,7 +55,7 @@ class Interaction:
     def permission(self) -> str | None:
         if self.name in PERMISSIONS:
             return PERMISSIONS[self.name]
-        if self.name in HEALTH_DATA_OPERATIONS:
+        if self.name in HEALTH_DATA_OPERATIONS or self.name in DEFINITION_READ_OPERATIONS:
             return "r"
         if self.name in CHANGING_OPERATIONS:
             return "u"

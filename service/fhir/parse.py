@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.group import Group
@@ -17,6 +18,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.subscription import Subscription
 from fhir.resources.R4B.task import Task
+from fhir.resources.R4B.valueset import ValueSet
 from orjson import dumps
 
 from service.fhir.errors import BadRequest
@@ -34,6 +36,8 @@ MODELS: Mapping[str, type[FHIRResourceModel]] = {
     "Measure": Measure,
     "MeasureReport": MeasureReport,
     "Task": Task,
+    "ValueSet": ValueSet,
+    "CodeSystem": CodeSystem,
 }
 
 

@@ -17,7 +17,7 @@ from service.fhir.issues import Issue
 from service.fhir.response_status import SCORED_STATUSES
 from service.scoring import ScoringResult, score_response
 from service.scoring.inputs import score_inputs
-from service.validation import validate_response
+from service.validation import ValueSetResolver, validate_response
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,12 @@ class CheckedResponse:
     warnings: list[Issue]  # everything short of an error, for Prefer: return=OperationOutcome
 
 
-def check_response(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> CheckedResponse:
-    """Validate then score: raises 422 listing every error; returns the scored response and the warnings."""
-    issues = validate_response(questionnaire, response) + answers_something(response)
+def check_response(
+    questionnaire: Mapping[str, Any], response: Mapping[str, Any], value_sets: ValueSetResolver | None = None
+) -> CheckedResponse:
+    """Validate then score: raises 422 listing every error; returns the scored response and the warnings.
+    ``value_sets``: where answer value sets the Questionnaire does not contain are found (the stored ones)."""
+    issues = validate_response(questionnaire, response, value_sets=value_sets) + answers_something(response)
     errors = [issue for issue in issues if issue.is_error]
     if errors:
         raise Unprocessable(errors)
@@ -40,9 +43,11 @@ def check_response(questionnaire: Mapping[str, Any], response: Mapping[str, Any]
     return CheckedResponse(scoring, warnings + not_scored(questionnaire, response, scoring))
 
 
-def validation_outcome(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> list[Issue]:
+def validation_outcome(
+    questionnaire: Mapping[str, Any], response: Mapping[str, Any], value_sets: ValueSetResolver | None = None
+) -> list[Issue]:
     """Every issue a submission of this response would meet ($validate): nothing raised, nothing stored."""
-    issues = validate_response(questionnaire, response) + answers_something(response)
+    issues = validate_response(questionnaire, response, value_sets=value_sets) + answers_something(response)
     if not any(issue.is_error for issue in issues):
         scoring = score_response(questionnaire, response)
         issues += list(scoring.issues)

@@ -17,6 +17,7 @@ from service.responses.submit import resolve_questionnaire
 from service.services import Services
 from service.store.access import check_body, subject_patient
 from service.store.kinds import QUESTIONNAIRE_RESPONSE
+from service.terminology import value_set_resolver
 
 QR = "QuestionnaireResponse"
 VALIDATE_MODES = ("create", "update", "delete")
@@ -50,7 +51,7 @@ def validate(
         if exc.status >= 500:
             raise
         return exc.issues
-    return validation_outcome(questionnaire.resource, resource)
+    return validation_outcome(questionnaire.resource, resource, value_set_resolver(services))
 
 
 def extract(services: Services, response: dict[str, Any], grant: Grant) -> list[Extracted]:
@@ -58,7 +59,7 @@ def extract(services: Services, response: dict[str, Any], grant: Grant) -> list[
     check_body(QUESTIONNAIRE_RESPONSE, grant, subject_patient(response))
     validate_structure(response, QR)
     questionnaire = resolve_questionnaire(services, response)
-    scoring = check_response(questionnaire.resource, response).scoring
+    scoring = check_response(questionnaire.resource, response, value_set_resolver(services)).scoring
     reference = f"{QR}/{response['id']}" if response.get("id") else f"urn:uuid:{uuid.uuid4()}"
     ids: dict[str, str] = {}
     return extract_observations(

@@ -39,6 +39,7 @@ from service.store.access import check_body, subject_patient
 from service.store.kinds import FLAG, OBSERVATION, PROVENANCE, QUESTIONNAIRE_RESPONSE, split_reference
 from service.store.models import FlagRow, ObservationRow, QuestionnaireResponseRow, ResourceRow
 from service.store.repository import ResourceRepository, new_id, new_row
+from service.terminology import value_set_resolver
 from service.writes import (
     WriteResult,
     audit_write,
@@ -153,7 +154,7 @@ def submit_response(
     if (found := _held_identifier(services, resource, grant)) is not None:
         return WriteResult(found, created=False, existing=True)
     questionnaire = resolve_questionnaire(services, resource)
-    checked = check_response(questionnaire.resource, resource)
+    checked = check_response(questionnaire.resource, resource, value_set_resolver(services))
     row, stored = new_row(QR, checked.scoring.response, None, {"questionnaire_pk": questionnaire.ref.pk}, utcnow())
     assert isinstance(row, QuestionnaireResponseRow)
     with services.db.read_session() as session:
@@ -198,7 +199,7 @@ def update_response(
     check_update_id(QR, resource_id, resource)
     check_body(QR, grant, subject_patient(resource))
     questionnaire = resolve_questionnaire(services, resource)
-    checked = check_response(questionnaire.resource, resource)
+    checked = check_response(questionnaire.resource, resource, value_set_resolver(services))
     columns = {"questionnaire_pk": questionnaire.ref.pk}
     with refusing_conflicts(QR), services.db.transaction() as session:
         row = row_to_update(session, services, QR, resource_id, grant, if_match=if_match)

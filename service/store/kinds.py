@@ -29,6 +29,7 @@ from service.store.filters import (
 from service.store.models import (
     AuditEventEntity,
     AuditEventRow,
+    CodeSystemRow,
     CommunicationRow,
     FlagRow,
     GroupMember,
@@ -45,6 +46,8 @@ from service.store.models import (
     ResourceRow,
     SubscriptionRow,
     TaskRow,
+    TerminologyRow,
+    ValueSetRow,
 )
 
 EARLIEST = datetime(1, 1, 1)
@@ -772,3 +775,44 @@ COMMUNICATION = ResourceKind(
     compartment=lambda row: _patient_of(row),
     patient_column=_subject_patient_column(CommunicationRow),
 )
+# ValueSet and CodeSystem ------------------------------------------------------------------------------------
+
+
+def _index_terminology(row: ResourceRow, resource: Mapping[str, Any]) -> None:
+    assert isinstance(row, TerminologyRow)
+    row.url = resource.get("url")
+    row.version = resource.get("version")
+    row.version_key = row.version or ""
+    row.name = resource.get("name")
+    row.name_folded = fold(row.name)
+    row.status = str(resource.get("status", "draft"))
+
+
+def _terminology_kind(resource_type: str, model: type[TerminologyRow], what: str) -> ResourceKind:
+    return ResourceKind(
+        resource_type=resource_type,
+        model=model,
+        capabilities=SearchCapabilities(
+            params={
+                **COMMON_PARAMS,
+                "url": SearchParamDef("url", "uri", f"The canonical URL of the {what}"),
+                "version": SearchParamDef("version", "token", f"The business version of the {what}"),
+                "name": SearchParamDef("name", "string", "Computer-friendly name (starts with, case-insensitive)"),
+                "status": SearchParamDef("status", "token", "draft | active | retired | unknown"),
+            },
+            sorts=("_lastUpdated", "name"),
+        ),
+        filters={
+            **_common_filters(model),
+            "url": uri_filter(model.url),
+            "version": token_filter(model.version),
+            "name": string_filter(model.name, model.name_folded),
+            "status": token_filter(model.status),
+        },
+        sort_columns={"_lastUpdated": model.last_updated, "name": func.coalesce(model.name_folded, "")},
+        index=_index_terminology,
+    )
+
+
+VALUE_SET = _terminology_kind("ValueSet", ValueSetRow, "value set")
+CODE_SYSTEM = _terminology_kind("CodeSystem", CodeSystemRow, "code system")

@@ -514,6 +514,53 @@ class TaskNotice(Base):
     sent_at: Mapped[datetime]
 
 
+class TerminologyRow(ResourceRow):
+    """What ValueSets and CodeSystems share: a canonical (url|version, unique among live ones) and a name."""
+
+    __abstract__ = True
+
+    url: Mapped[str | None] = mapped_column(String(512), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    version_key: Mapped[str] = mapped_column(String(64))  # version, or '' (as for Questionnaires)
+    name: Mapped[str | None] = mapped_column(String(256))
+    name_folded: Mapped[str | None] = mapped_column(String(256), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class ValueSetRow(TerminologyRow):
+    """ValueSets: the answer lists Questionnaires point at (answerValueSet), shipped or written by clients."""
+
+    __tablename__ = "value_set"
+    __table_args__ = (
+        Index(
+            "uq_value_set_canonical_live",
+            "url",
+            "version_key",
+            unique=True,
+            postgresql_where=text("NOT deleted"),
+            sqlite_where=text("NOT deleted"),
+        ),
+        Index("ix_value_set_updated", "last_updated", "pk"),
+    )
+
+
+class CodeSystemRow(TerminologyRow):
+    """CodeSystems whose concepts the service holds (what a ValueSet that includes a whole system expands from)."""
+
+    __tablename__ = "code_system"
+    __table_args__ = (
+        Index(
+            "uq_code_system_canonical_live",
+            "url",
+            "version_key",
+            unique=True,
+            postgresql_where=text("NOT deleted"),
+            sqlite_where=text("NOT deleted"),
+        ),
+        Index("ix_code_system_updated", "last_updated", "pk"),
+    )
+
+
 class ExportJob(Base):
     """A Bulk Data export: what was asked, by whom, and how far the worker has got."""
 

@@ -73,6 +73,8 @@ def test_capability_statement_tells_the_truth(client: FlaskClient) -> None:
         "MeasureReport",
         "Task",
         "Communication",
+        "ValueSet",
+        "CodeSystem",
     }
     task = resources["Task"]
     assert {p["name"] for p in task["searchParam"]} == {

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.config import PROJECT_ROOT
 from service.outcomes.library import load_measures
+from service.terminology import load_terminology
 from tests.api.builders import questionnaire, response
 from tests.api.scored import scored_questionnaire, scored_response
 from tests.api.tasks import task
@@ -58,6 +59,8 @@ def contract_app(sqlite_template: Path, tmp_path: Path, keys: Keys) -> Iterator[
     client.post("/fhir/Questionnaire", json=scored_questionnaire())
     client.post("/fhir/QuestionnaireResponse", json=scored_response(("often", "never", "always")))
     load_measures(app.web.services, PROJECT_ROOT / "measures")  # so that $evaluate-measure has Measures to run
+    # The shipped terminology, so that $expand, $validate-code and $lookup have value sets and codes to find.
+    load_terminology(app.web.services, PROJECT_ROOT / "terminology", PROJECT_ROOT / "questionnaires")
     yield app
     app.web.services.db.dispose()
 

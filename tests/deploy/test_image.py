@@ -224,6 +224,7 @@ def test_the_health_check_turns_healthy_once_the_init_job_has_run(
     assert init.returncode == 0, init.stderr
     assert f"questionnaires: {len(BUILT_IN)} created, 0 updated, 0 unchanged, 0 failed" in init.stdout
     assert "outcome measures: 4 created, 0 updated, 0 unchanged, 0 failed" in init.stdout
+    assert "terminology: 20 created, 0 updated, 0 unchanged, 0 failed" in init.stdout  # docs/terminology.md
 
     after = subprocess.run(healthcheck, env=env, capture_output=True, text=True, timeout=30)
     assert after.returncode == 0, after.stderr

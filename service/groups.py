@@ -10,17 +10,12 @@ from service.fhir.errors import Unprocessable
 from service.fhir.issues import Issue
 from service.fhir.versions import StoredVersion
 from service.services import Services
-from service.store.access import check_body
 from service.store.kinds import GROUP
 from service.writes import (
     WriteResult,
-    check_update_id,
     create,
     delete_resource,
-    insert,
-    refusing_conflicts,
-    replace,
-    row_to_update,
+    update,
 )
 
 
@@ -50,15 +45,10 @@ def update_group(
     services: Services, group_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
 ) -> WriteResult:
     """PUT Group/{id}."""
-    check_update_id(GROUP, group_id, resource)
-    check_body(GROUP, grant, None)
-    check_members(resource)
-    with refusing_conflicts(GROUP), services.db.transaction() as session:
-        row = row_to_update(session, services, GROUP, group_id, grant, if_match=if_match)
-        if row is None:
-            _, stored = insert(session, services, GROUP, resource, grant, resource_id=group_id)
-            return WriteResult(stored, created=True)
-        return WriteResult(replace(session, services, GROUP, row, resource, grant), created=False)
+    return update(
+        services, GROUP, group_id, resource, grant, patient=None, if_match=if_match,
+        check=lambda: check_members(resource),
+    )  # fmt: skip
 
 
 def delete_group(services: Services, group_id: str, grant: Grant) -> StoredVersion | None:

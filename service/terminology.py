@@ -29,14 +29,12 @@ from service.fhir.versions import StoredVersion
 from service.questionnaires import LoadReport
 from service.services import Services
 from service.store import terminology as store
-from service.store.access import check_body
 from service.store.kinds import CODE_SYSTEM, VALUE_SET, ResourceKind
 from service.store.models import CodeSystemRow, ResourceRow, TerminologyRow, ValueSetRow
 from service.store.repository import ResourceRepository
 from service.validation import ValueSetResolver
 from service.writes import (
     WriteResult,
-    check_update_id,
     create,
     current_resource,
     delete_resource,
@@ -44,6 +42,7 @@ from service.writes import (
     refusing_conflicts,
     replace,
     row_to_update,
+    update,
 )
 
 PUBLICATION_STATUSES = ("draft", "active", "retired", "unknown")
@@ -142,15 +141,10 @@ def _update(kind: ResourceKind) -> Any:
     def use_case(
         services: Services, resource_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
     ) -> WriteResult:
-        check_update_id(kind, resource_id, resource)
-        check_body(kind, grant, None)
-        CHECKS[kind.resource_type](resource)
-        with refusing_conflicts(kind), services.db.transaction() as session:
-            row = row_to_update(session, services, kind, resource_id, grant, if_match=if_match)
-            if row is None:
-                _, stored = insert(session, services, kind, resource, grant, resource_id=resource_id)
-                return WriteResult(stored, created=True)
-            return WriteResult(replace(session, services, kind, row, resource, grant), created=False)
+        return update(
+            services, kind, resource_id, resource, grant, patient=None, if_match=if_match,
+            check=lambda: CHECKS[kind.resource_type](resource),
+        )  # fmt: skip
 
     use_case.__doc__ = f"PUT {kind.resource_type}/{{id}}: a new version (the expansions of the old one are dropped)."
     return use_case

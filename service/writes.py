@@ -7,7 +7,7 @@ transaction, so a write and its audit commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -217,6 +217,32 @@ def create(
             return WriteResult(found, created=False, existing=True)
         _, stored = insert(session, services, kind, resource, grant, columns=columns)
     return WriteResult(stored, created=True)
+
+
+def update(
+    services: Services,
+    kind: ResourceKind,
+    resource_id: str,
+    resource: Mapping[str, Any],
+    grant: Grant,
+    *,
+    patient: str | None,
+    if_match: int | None,
+    check: Callable[[], None] | None = None,
+) -> WriteResult:
+    """Update a resource that is stored as sent: a new version, or version 1 under the client's id when there is
+    none (201). ``patient``: whom it is about, for patient-scoped grants; ``check``: the type's own checks, run
+    once the id and the grant are known to fit."""
+    check_update_id(kind, resource_id, resource)
+    check_body(kind, grant, patient)
+    if check is not None:
+        check()
+    with refusing_conflicts(kind), services.db.transaction() as session:
+        row = row_to_update(session, services, kind, resource_id, grant, if_match=if_match)
+        if row is None:
+            _, stored = insert(session, services, kind, resource, grant, resource_id=resource_id)
+            return WriteResult(stored, created=True)
+        return WriteResult(replace(session, services, kind, row, resource, grant), created=False)
 
 
 def delete_resource(services: Services, kind: ResourceKind, resource_id: str, grant: Grant) -> StoredVersion | None:

@@ -223,7 +223,7 @@ def run_batch(entries: list[BundleEntry]) -> list[Answer]:
             )
             answers.append(_error_answer(400, Issue("error", "invalid", text, f"Bundle.entry[{entry.index}]")))
             continue
-        answers.append(dispatch(entry, entry.resource, entry.url))
+        answers.append(dispatch(entry, entry.resource))
     return answers
 
 
@@ -234,12 +234,13 @@ def run_transaction(entries: list[BundleEntry]) -> list[Answer]:
     for entry in entries:
         if entry.full_url and entry.method == "PUT" and entry.target:
             assigned[entry.full_url] = entry.target
+    full_urls = {entry.full_url for entry in entries}
     unresolvable = {
         (entry.index, urn)
         for entry in entries
         if entry.resource is not None
         for urn in _urn_uuids(entry.resource)
-        if urn not in {e.full_url for e in entries}
+        if urn not in full_urls
     }
     if unresolvable:
         index, urn = min(unresolvable)
@@ -257,7 +258,7 @@ def run_transaction(entries: list[BundleEntry]) -> list[Answer]:
         with db.one_transaction():
             for entry in processing_order(entries):
                 resource = _with_references(entry.resource, assigned) if entry.resource is not None else None
-                answer = dispatch(entry, resource, entry.url)
+                answer = dispatch(entry, resource)
                 if answer.status >= 400:
                     raise EntryFailed(entry, answer)
                 if entry.full_url and entry.method == "POST":
@@ -326,9 +327,10 @@ def _check_targets(entries: list[BundleEntry]) -> None:
         seen[entry.target] = entry
 
 
-def dispatch(entry: BundleEntry, resource: Mapping[str, Any] | None, url: str) -> Answer:
-    """Run one entry as its own request to this service, with the caller's credentials and preferences."""
-    path, _, query = url.partition("?")
+def dispatch(entry: BundleEntry, resource: Mapping[str, Any] | None) -> Answer:
+    """Run one entry as its own request to this service, with the caller's credentials and preferences
+    (``resource``: the entry's, with references to other entries resolved)."""
+    path, _, query = entry.url.partition("?")
     headers = {name: request.headers[name] for name in CALLER_HEADERS if name in request.headers}
     headers["X-Request-ID"] = g.get("request_id", "")
     headers["Accept"] = FHIR_JSON

@@ -36,21 +36,16 @@ from service.resources import parse_search, search
 from service.services import Services
 from service.store import outbox
 from service.store import questionnaires as store_questionnaires
-from service.store.access import check_body
 from service.store.kinds import TASK, split_reference
 from service.store.models import TaskInvitation, TaskNotice, TaskRow
 from service.store.repository import ResourceRepository
 from service.subscriptions.topics import QUESTIONNAIRE_TASK, TASK_EVENT_SYSTEM
 from service.writes import (
     WriteResult,
-    check_update_id,
     create,
     current_resource,
     delete_resource,
-    insert,
-    refusing_conflicts,
-    replace,
-    row_to_update,
+    update,
 )
 
 
@@ -84,15 +79,10 @@ def update_task(
     services: Services, task_id: str, resource: dict[str, Any], grant: Grant, *, if_match: int | None
 ) -> WriteResult:
     """PUT Task/{id}: e.g. cancelled by the requester; a closed Task's link stops working."""
-    check_update_id(TASK, task_id, resource)
-    check_body(TASK, grant, patient_of(resource))
-    _check(services, resource)
-    with refusing_conflicts(TASK), services.db.transaction() as session:
-        row = row_to_update(session, services, TASK, task_id, grant, if_match=if_match)
-        if row is None:
-            _, stored = insert(session, services, TASK, resource, grant, resource_id=task_id)
-            return WriteResult(stored, created=True)
-        return WriteResult(replace(session, services, TASK, row, resource, grant), created=False)
+    return update(
+        services, TASK, task_id, resource, grant, patient=patient_of(resource), if_match=if_match,
+        check=lambda: _check(services, resource),
+    )  # fmt: skip
 
 
 def delete_task(services: Services, task_id: str, grant: Grant) -> StoredVersion | None:
